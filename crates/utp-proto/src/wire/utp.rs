@@ -1,0 +1,1 @@
+//! The uTP (BEP 29) packet format. (Being written.)
