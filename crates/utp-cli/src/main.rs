@@ -1,12 +1,35 @@
 //! `utp`: the command-line tool of the utp workspace.
 
-use clap::Parser;
+use std::process::ExitCode;
 
-/// uTP, rudp and TFTP transfers over UDP, built on the sans-IO utp-proto machines.
+use clap::{Parser, Subcommand};
+
+mod decode;
+
+/// uTP, rudp and TFTP over UDP, built on the sans-IO utp-proto state machines.
 #[derive(Debug, Parser)]
 #[command(name = "utp", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode uTP packets given as hex (for example copied from a packet capture).
+    Decode(decode::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Decode(args) => decode::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("utp: {message}");
+            ExitCode::FAILURE
+        }
+    }
 }

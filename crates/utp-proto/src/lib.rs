@@ -5,7 +5,7 @@
 //! touch a socket, a clock or the operating system's randomness: they are fed datagrams
 //! and timestamps, and asked what to send and when to be woken. The same code therefore
 //! runs under a hand-written event loop, any async runtime (see the `utp-driver` crate),
-//! the deterministic network simulator in [`sim`], and a fuzzer.
+//! the deterministic network simulator in `sim` (feature `sim`), and a fuzzer.
 //!
 //! The crate is `#![no_std]` with `alloc`; the default `std` feature only adds
 //! `std::error::Error` implementations. It contains no `unsafe` code.
@@ -103,8 +103,8 @@
 //! # Modules
 //!
 //! - [`wire`]: zero-copy parsing and emitting of each protocol's packets.
-//! - [`sim`] (feature `sim`): a seeded network link with latency, jitter, loss,
-//!   duplication, reordering, corruption, bandwidth and MTU limits, and a [`sim::Pair`]
+//! - `sim` (feature `sim`): a seeded network link with latency, jitter, loss,
+//!   duplication, reordering, corruption, bandwidth and MTU limits, and a `sim::Pair`
 //!   harness that drives two machines over it in virtual time.
 //! - `fuzzing` (feature `__fuzzing`): entry points for the fuzz targets; not a stable API.
 
@@ -130,3 +130,8 @@ pub mod fuzzing;
 pub use machine::{Machine, Transmit};
 pub use rand::Rng;
 pub use time::Instant;
+
+/// The README's Rust examples compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -118,6 +118,8 @@ impl fmt::Display for Instant {
 
 #[cfg(test)]
 mod tests {
+    use alloc::string::ToString;
+
     use super::*;
 
     #[test]
