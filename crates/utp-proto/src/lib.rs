@@ -115,9 +115,12 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod congestion;
 mod machine;
 pub mod rand;
+pub mod rtt;
 pub mod time;
+pub mod utp;
 pub mod wire;
 
 #[cfg(feature = "sim")]
