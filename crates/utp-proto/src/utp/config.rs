@@ -138,7 +138,11 @@ impl Default for Config {
     }
 }
 
-fn out_of_range(setting: &'static str, expected: &'static str, got: impl fmt::Debug) -> ConfigError {
+fn out_of_range(
+    setting: &'static str,
+    expected: &'static str,
+    got: impl fmt::Debug,
+) -> ConfigError {
     ConfigError::OutOfRange { setting, expected, got: alloc::format!("{got:?}") }
 }
 

@@ -19,9 +19,7 @@ use crate::utp::delay::{DelayHistory, wrapping_less};
 use crate::utp::recv_buffer::{RecvBuffer, Stored};
 use crate::utp::send_buffer::{Kind, SendBuffer};
 use crate::utp::{ConnectionError, ConnectionStats, ReadError, WriteError};
-use crate::wire::utp::{
-    Extension, HEADER_LEN, Header, Packet, PacketType, SelectiveAck, emit,
-};
+use crate::wire::utp::{Extension, HEADER_LEN, Header, Packet, PacketType, SelectiveAck, emit};
 
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -83,6 +81,12 @@ pub(crate) struct Connection<P> {
     dup_acks: u32,
     fast_resend_seq: u16,
     fast_resends: VecDeque<u16>,
+    /// The latest send time of any packet known to have arrived (for loss detection).
+    delivered_sent_at: Instant,
+    /// When to send a tail-loss probe if no acknowledgement comes first.
+    probe_deadline: Option<Instant>,
+    /// A probe may be armed (cleared when one is sent, set again by an acknowledgement).
+    probe_allowed: bool,
     peer_window: usize,
     zero_window_deadline: Option<Instant>,
     eof_seq: Option<u16>,
@@ -134,6 +138,9 @@ impl<P: Clone> Connection<P> {
             dup_acks: 0,
             fast_resend_seq: 0,
             fast_resends: VecDeque::new(),
+            delivered_sent_at: Instant::ZERO,
+            probe_deadline: None,
+            probe_allowed: true,
             peer_window: config.max_payload(),
             zero_window_deadline: None,
             eof_seq: None,
@@ -332,9 +339,13 @@ impl<P: Clone> Connection<P> {
         }
         self.close_requested = true;
         self.fin_requested = true;
+        let nothing_written = self.send.unsent() == 0;
         match self.state {
-            State::Listen | State::SynSent => self.finish(now, Ok(()), false),
-            State::SynRecv if !self.got_data => self.finish(now, Ok(()), false),
+            // Before the handshake finished with nothing to deliver: just forget it. With
+            // data written, the close waits for the handshake and the data, like any other.
+            State::Listen | State::SynSent | State::SynRecv if nothing_written => {
+                self.finish(now, Ok(()), false);
+            }
             _ if self.fin_acked => self.finish(now, Ok(()), true),
             _ => {}
         }
@@ -499,6 +510,7 @@ impl<P: Clone> Connection<P> {
                     }
                     let Some(p) = self.send.pop_acked() else { break };
                     progressed = true;
+                    self.delivered_sent_at = self.delivered_sent_at.max(p.sent_at);
                     if !p.sacked {
                         acked_bytes += p.len;
                         sample(&mut self.rtt, &mut min_rtt, p.sent_at, p.transmissions);
@@ -515,13 +527,16 @@ impl<P: Clone> Connection<P> {
         } else if h.packet_type == PacketType::State && !progressed {
             self.count_duplicate_ack(now, h.ack_nr);
         }
+        if progressed || acked_bytes > 0 {
+            self.probe_allowed = true;
+            self.probe_deadline = if self.send.is_empty() { None } else { self.probe_after(now) };
+        }
         if progressed {
             if packet.selective_ack().is_none() {
                 self.dup_acks = 0;
             }
             self.consecutive_timeouts = 0;
-            self.rto_deadline =
-                (!self.send.is_empty()).then(|| now + self.rtt.backed_off_rto(0));
+            self.rto_deadline = (!self.send.is_empty()).then(|| now + self.rtt.backed_off_rto(0));
         }
         let next = h.ack_nr.wrapping_add(1);
         if seq_less(self.fast_resend_seq, next) {
@@ -536,12 +551,12 @@ impl<P: Clone> Connection<P> {
                     self.our_delay.shift(value - rtt_us);
                 }
             }
-            let queuing_delay =
-                self.our_delay.value().map(|v| Duration::from_micros(u64::from(v)));
+            let queuing_delay = self.our_delay.value().map(|v| Duration::from_micros(u64::from(v)));
             let sample = AckSample { bytes_acked: acked_bytes, queuing_delay, min_rtt };
             self.cc.on_ack(now, &sample);
         }
-        if self.write_blocked && self.send.free() >= self.max_payload.min(self.config.send_buffer() / 2)
+        if self.write_blocked
+            && self.send.free() >= self.max_payload.min(self.config.send_buffer() / 2)
         {
             self.write_blocked = false;
             self.events.push_back(ConnEvent::Writable);
@@ -569,9 +584,7 @@ impl<P: Clone> Connection<P> {
         }
     }
 
-    /// Applies a selective ACK; returns the payload bytes it newly acknowledged. Packets
-    /// with at least `fast_retransmit_threshold` acknowledged packets after them are lost:
-    /// the lowest four are resent at once (libutp's rule).
+    /// Applies a selective ACK; returns the payload bytes it newly acknowledged.
     fn process_sack(
         &mut self,
         now: Instant,
@@ -583,61 +596,73 @@ impl<P: Clone> Connection<P> {
             return 0;
         };
         let in_flight = self.send.packet_count();
-        let within = |v: u16| usize::from(v.wrapping_sub(front)) < in_flight;
-        let threshold = self.config.fast_retransmit_threshold();
         let mut acked_bytes = 0;
         let mut count = 0u32;
-        // Lost packets, highest first; only the lowest few are kept.
-        let mut lost = [0u16; 4];
-        let mut n_lost = 0usize;
-        let note_lost = |v: u16, lost: &mut [u16; 4], n: &mut usize| {
-            if *n == lost.len() {
-                lost.copy_within(1.., 0);
-                *n -= 1;
-            }
-            lost[*n] = v;
-            *n += 1;
-        };
-        let bits = sack.len_bits();
-        for i in (0..bits).rev() {
+        for i in 0..sack.len_bits() {
             let v = ack_nr.wrapping_add(2).wrapping_add(i as u16);
-            if !within(v) {
+            if usize::from(v.wrapping_sub(front)) >= in_flight || !sack.is_acked(i) {
                 continue;
             }
-            if sack.is_acked(i) {
-                count += 1;
-                if let Some(p) = self.send.sack(v) {
-                    acked_bytes += p.len;
-                    let r = now.saturating_duration_since(p.sent_at);
-                    *min_rtt = Some(min_rtt.map_or(r, |m| m.min(r)));
-                    if p.transmissions == 1 {
-                        self.rtt.on_sample(r);
-                    }
+            count += 1;
+            if let Some(p) = self.send.sack(v) {
+                acked_bytes += p.len;
+                self.delivered_sent_at = self.delivered_sent_at.max(p.sent_at);
+                let r = now.saturating_duration_since(p.sent_at);
+                *min_rtt = Some(min_rtt.map_or(r, |m| m.min(r)));
+                if p.transmissions == 1 {
+                    self.rtt.on_sample(r);
                 }
-                continue;
             }
-            let sendable = self.send.get(v).is_some_and(|p| p.transmissions > 0 && !p.sacked);
-            if count >= threshold && sendable && !seq_less(v, self.fast_resend_seq) {
-                note_lost(v, &mut lost, &mut n_lost);
-            }
-        }
-        let first = ack_nr.wrapping_add(1);
-        let sendable = self.send.get(first).is_some_and(|p| p.transmissions > 0 && !p.sacked);
-        if count >= threshold && within(first) && sendable && !seq_less(first, self.fast_resend_seq)
-        {
-            note_lost(first, &mut lost, &mut n_lost);
-        }
-        // `lost` holds the lowest candidates, highest first: resend lowest first.
-        for &v in lost[..n_lost].iter().rev() {
-            self.fast_resends.push_back(v);
-            self.fast_resend_seq = v.wrapping_add(1);
-            self.stats.fast_retransmits += 1;
-        }
-        if n_lost > 0 {
-            self.cc.on_loss(now);
         }
         self.dup_acks = count;
+        self.detect_losses(now);
         acked_bytes
+    }
+
+    /// Declares lost the packets the acknowledgements prove missing; they are resent, oldest
+    /// first, as the window allows. A packet sent once is lost when
+    /// `fast_retransmit_threshold` packets after it were acknowledged (libutp's rule; with
+    /// fewer packets in flight than that, one fewer than in flight, as TCP's early
+    /// retransmit). A packet already resent is lost again when a packet sent after its last
+    /// transmission (by more than a quarter of the round trip, the reordering allowance)
+    /// was acknowledged; libutp resends each packet once this way and otherwise waits for
+    /// the retransmission timeout.
+    fn detect_losses(&mut self, now: Instant) {
+        let threshold = self.config.fast_retransmit_threshold() as usize;
+        let early = self.send.packet_count().saturating_sub(1).max(1);
+        let needed = threshold.min(early);
+        let reorder = self.rtt.smoothed().map_or(Duration::from_millis(1), |r| r / 4);
+        let delivered = self.delivered_sent_at;
+        let mut sacked_after = 0usize;
+        let mut lost = Vec::new();
+        // Walk from the newest packet to the oldest, counting acknowledged ones after each.
+        for p in self.send.iter().rev() {
+            if p.sacked {
+                sacked_after += 1;
+                continue;
+            }
+            if p.transmissions == 0 || p.need_resend || sacked_after == 0 {
+                continue;
+            }
+            let is_lost = if p.transmissions == 1 {
+                sacked_after >= needed
+            } else {
+                p.sent_at + reorder < delivered
+            };
+            if is_lost {
+                lost.push(p.seq);
+            }
+        }
+        let mut any = false;
+        for seq in lost {
+            if self.send.mark_lost(seq) {
+                self.stats.fast_retransmits += 1;
+                any = true;
+            }
+        }
+        if any {
+            self.cc.on_loss(now);
+        }
     }
 
     fn process_data(&mut self, h: &Header, payload: &[u8]) {
@@ -707,17 +732,27 @@ impl<P: Clone> Connection<P> {
     /// The earliest instant this connection wants `handle_timeout`.
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
         if self.result.is_some() {
-            return self.linger_until;
+            // A pending RESET or ACK goes out with the next transmit, which rechecks.
+            return if self.reset_pending || self.ack_pending { None } else { self.linger_until };
         }
         let keepalive = match (self.state, self.config.keepalive_interval()) {
-            (State::Connected, Some(interval)) if !self.fin_sent => Some(self.last_sent + interval),
+            (State::Connected, Some(interval)) if !self.fin_sent && !self.keepalive_pending => {
+                Some(self.last_sent + interval)
+            }
             _ => None,
         };
         let idle = self.config.idle_timeout().map(|t| self.last_recv + t);
-        [self.rto_deadline, self.deadline, self.zero_window_deadline, keepalive, idle]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.rto_deadline,
+            self.probe_deadline,
+            self.deadline,
+            self.zero_window_deadline,
+            keepalive,
+            idle,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
@@ -737,18 +772,47 @@ impl<P: Clone> Connection<P> {
             self.zero_window_deadline = None;
             self.peer_window = self.max_payload;
         }
+        if self.probe_deadline.is_some_and(|d| now >= d) {
+            self.on_probe(now);
+        }
         if self.rto_deadline.is_some_and(|d| now >= d) {
             self.on_rto(now);
             if self.result.is_some() {
                 return;
             }
         }
-        if let (State::Connected, Some(interval)) =
-            (self.state, self.config.keepalive_interval())
-        {
+        if let (State::Connected, Some(interval)) = (self.state, self.config.keepalive_interval()) {
             if !self.fin_sent && now >= self.last_sent + interval {
                 self.keepalive_pending = true;
             }
+        }
+    }
+
+    /// When a tail-loss probe is due if nothing is heard: two round trips (at least 10 ms)
+    /// after `now`, unless a probe was already sent since the last acknowledgement, or no
+    /// round trip was measured yet.
+    fn probe_after(&self, now: Instant) -> Option<Instant> {
+        if !self.probe_allowed || self.state != State::Connected {
+            return None;
+        }
+        let pto = (self.rtt.smoothed()? * 2).max(Duration::from_millis(10));
+        Some(now + pto)
+    }
+
+    /// The tail-loss probe (RFC 8985): no acknowledgement for two round trips while packets
+    /// are in flight, so the last ones (or their ACKs) were probably lost and nothing after
+    /// them will reveal it. Resend the newest packet: its acknowledgement carries a
+    /// selective ACK that starts the ordinary loss recovery, long before the
+    /// retransmission timeout (at least 1 s by default) would.
+    fn on_probe(&mut self, now: Instant) {
+        self.probe_deadline = None;
+        if self.rto_deadline.is_some_and(|rto| rto <= now) {
+            return;
+        }
+        let newest = self.send.iter().rev().find(|p| !p.sacked && p.transmissions > 0);
+        if let Some(seq) = newest.map(|p| p.seq) {
+            self.probe_allowed = false;
+            self.fast_resends.push_back(seq);
         }
     }
 
@@ -768,6 +832,7 @@ impl<P: Clone> Connection<P> {
         }
         self.consecutive_timeouts += 1;
         self.stats.timeouts += 1;
+        self.probe_deadline = None;
         self.cc.on_timeout(now, false);
         self.send.mark_all_lost();
         self.dup_acks = 0;
@@ -821,7 +886,13 @@ impl<P: Clone> Connection<P> {
         if self.keepalive_pending {
             self.keepalive_pending = false;
             // A duplicate ACK: harmless to the peer, enough for NAT mappings.
-            self.emit_control(now, PacketType::State, self.seq_nr, self.ack_nr.wrapping_sub(1), buf);
+            self.emit_control(
+                now,
+                PacketType::State,
+                self.seq_nr,
+                self.ack_nr.wrapping_sub(1),
+                buf,
+            );
             return true;
         }
         if self.ack_pending {
@@ -921,6 +992,9 @@ impl<P: Clone> Connection<P> {
         self.stats.bytes_sent += len as u64;
         if self.rto_deadline.is_none() {
             self.rto_deadline = Some(now + self.rtt.backed_off_rto(self.consecutive_timeouts));
+        }
+        if self.probe_deadline.is_none() {
+            self.probe_deadline = self.probe_after(now);
         }
         self.sent(now, header.wnd_size);
     }

@@ -237,7 +237,8 @@ impl<P: Clone + Debug + Ord> Endpoint<P> {
         incoming: IncomingId,
     ) -> Result<ConnectionHandle, AcceptError> {
         self.expire(now);
-        let pos = self.incoming.iter().position(|p| p.id == incoming).ok_or(AcceptError::Unknown)?;
+        let pos =
+            self.incoming.iter().position(|p| p.id == incoming).ok_or(AcceptError::Unknown)?;
         if self.live >= self.config.max_connections() {
             return Err(AcceptError::TooManyConnections);
         }
@@ -537,9 +538,8 @@ impl<P: Clone + Debug + Ord> Endpoint<P> {
 
     fn handle_reset(&mut self, now: Instant, peer: &P, id: u16) {
         let matches_send = |this: &Self, recv: u16| {
-            this.lookup(peer, recv).filter(|&i| {
-                this.slots[i as usize].conn.as_ref().is_some_and(|c| c.send_id == id)
-            })
+            this.lookup(peer, recv)
+                .filter(|&i| this.slots[i as usize].conn.as_ref().is_some_and(|c| c.send_id == id))
         };
         let found = self
             .lookup(peer, id)
@@ -589,11 +589,17 @@ impl<P: Clone + Debug + Ord> Machine for Endpoint<P> {
 
     fn handle_timeout(&mut self, now: Instant) {
         self.expire(now);
-        while let Some(&Reverse((t, index, generation))) = self.timers.peek() {
-            if t > now {
+        // Take the due entries first: a connection re-armed while handling them waits for
+        // the next call, so one call always ends.
+        let mut due = Vec::new();
+        while let Some(&Reverse(entry)) = self.timers.peek() {
+            if entry.0 > now {
                 break;
             }
             self.timers.pop();
+            due.push(entry);
+        }
+        for (t, index, generation) in due {
             let Some(slot) = self.slots.get_mut(index as usize) else { continue };
             if slot.generation != generation || slot.timer != Some(t) {
                 continue; // superseded

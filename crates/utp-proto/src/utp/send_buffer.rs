@@ -45,6 +45,8 @@ pub(crate) struct SendBuffer {
     capacity: usize,
     /// Payload bytes sent and neither acknowledged nor declared lost (libutp's `cur_window`).
     in_flight: usize,
+    /// Packets waiting to be sent: never sent, or declared lost (and not since acknowledged).
+    pending: usize,
 }
 
 impl SendBuffer {
@@ -56,6 +58,7 @@ impl SendBuffer {
             packets: VecDeque::new(),
             capacity,
             in_flight: 0,
+            pending: 0,
         }
     }
 
@@ -94,6 +97,11 @@ impl SendBuffer {
         self.packets.front()
     }
 
+    /// The packets in flight, oldest first.
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &OutPacket> {
+        self.packets.iter()
+    }
+
     /// The packet with sequence number `seq`, if it is in flight.
     pub(crate) fn get(&self, seq: u16) -> Option<&OutPacket> {
         let front = self.packets.front()?.seq;
@@ -120,6 +128,7 @@ impl SendBuffer {
             sacked: false,
         };
         self.unsent_from += len as u64;
+        self.pending += 1;
         self.packets.push_back(packet);
         let last = self.packets.len() - 1;
         &mut self.packets[last]
@@ -135,6 +144,7 @@ impl SendBuffer {
         let len = p.len;
         if first_or_lost {
             self.in_flight += len;
+            self.pending -= 1;
         }
         len
     }
@@ -164,7 +174,9 @@ impl SendBuffer {
         }
         p.sacked = true;
         let p = p.clone();
-        if !p.need_resend {
+        if p.need_resend {
+            self.pending -= 1;
+        } else {
             self.in_flight -= p.len;
         }
         Some(p)
@@ -174,8 +186,12 @@ impl SendBuffer {
     /// state, so the caller can tell whether it had been selectively acknowledged already).
     pub(crate) fn pop_acked(&mut self) -> Option<OutPacket> {
         let p = self.packets.pop_front()?;
-        if !p.sacked && !p.need_resend && p.transmissions > 0 {
-            self.in_flight -= p.len;
+        if !p.sacked {
+            if p.need_resend || p.transmissions == 0 {
+                self.pending -= 1;
+            } else {
+                self.in_flight -= p.len;
+            }
         }
         let keep_from = self.packets.front().map_or(self.unsent_from, |q| q.offset);
         let release = (keep_from - self.base) as usize;
@@ -190,12 +206,29 @@ impl SendBuffer {
             if p.transmissions > 0 && !p.need_resend && !p.sacked {
                 p.need_resend = true;
                 self.in_flight -= p.len;
+                self.pending += 1;
             }
         }
     }
 
+    /// Declares the packet `seq` lost; returns whether it was in flight.
+    pub(crate) fn mark_lost(&mut self, seq: u16) -> bool {
+        let Some(p) = self.get_mut(seq) else { return false };
+        if p.transmissions == 0 || p.need_resend || p.sacked {
+            return false;
+        }
+        p.need_resend = true;
+        let len = p.len;
+        self.in_flight -= len;
+        self.pending += 1;
+        true
+    }
+
     /// The oldest packet that must be sent: declared lost, or never sent.
     pub(crate) fn next_to_send(&self) -> Option<&OutPacket> {
+        if self.pending == 0 {
+            return None;
+        }
         self.packets.iter().find(|p| !p.sacked && (p.need_resend || p.transmissions == 0))
     }
 }
