@@ -45,7 +45,7 @@ impl RttEstimator {
                 self.rttvar = rtt / 2;
             }
             Some(srtt) => {
-                let delta = if srtt > rtt { srtt - rtt } else { rtt - srtt };
+                let delta = srtt.abs_diff(rtt);
                 // rttvar += (delta - rttvar) / 4, without going negative.
                 self.rttvar = if delta >= self.rttvar {
                     self.rttvar + (delta - self.rttvar) / 4

@@ -699,7 +699,7 @@ impl<P: Clone> Connection<P> {
         let data = if self.close_requested { &[][..] } else { payload };
         if distance > 0 {
             match self.recv.store(distance, data) {
-                Stored::Stored => {}
+                Stored::Kept => {}
                 Stored::Duplicate => self.stats.duplicates += 1,
                 Stored::TooFar | Stored::NoSpace => self.stats.dropped_invalid += 1,
             }
@@ -878,10 +878,8 @@ impl<P: Clone> Connection<P> {
             self.emit_control(now, PacketType::State, synack_seq, self.ack_nr, buf);
             return true;
         }
-        if self.state == State::Connected {
-            if self.send_data(now, buf) {
-                return true;
-            }
+        if self.state == State::Connected && self.send_data(now, buf) {
+            return true;
         }
         if self.keepalive_pending {
             self.keepalive_pending = false;

@@ -23,7 +23,7 @@ pub(crate) struct RecvBuffer {
 /// The outcome of offering an out-of-order packet.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub(crate) enum Stored {
-    Stored,
+    Kept,
     Duplicate,
     TooFar,
     NoSpace,
@@ -108,7 +108,7 @@ impl RecvBuffer {
         self.reorder_bytes += buf.len();
         self.reorder_count += 1;
         self.reorder[distance] = Some(buf);
-        Stored::Stored
+        Stored::Kept
     }
 
     /// Drops every packet held for reordering (after the end of the stream, nothing past it
@@ -190,8 +190,8 @@ mod tests {
     #[test]
     fn reordered_packets_fill_the_gap_in_order() {
         let mut r = RecvBuffer::new(100, 16);
-        assert_eq!(r.store(2, b"C"), Stored::Stored);
-        assert_eq!(r.store(1, b"B"), Stored::Stored);
+        assert_eq!(r.store(2, b"C"), Stored::Kept);
+        assert_eq!(r.store(1, b"B"), Stored::Kept);
         assert_eq!(r.store(1, b"B"), Stored::Duplicate);
         assert_eq!(r.reorder_count(), 2);
         assert!(r.push_in_order(b"A"));
@@ -210,7 +210,7 @@ mod tests {
         assert_eq!(r.store(4, b"x"), Stored::TooFar);
         assert_eq!(r.store(1, &[0; 11]), Stored::NoSpace);
         assert!(!r.push_in_order(&[0; 11]));
-        assert_eq!(r.store(3, &[0; 6]), Stored::Stored);
+        assert_eq!(r.store(3, &[0; 6]), Stored::Kept);
         assert_eq!(r.window(), 4, "held packets count against the window");
         assert!(!r.push_in_order(&[0; 5]));
     }
