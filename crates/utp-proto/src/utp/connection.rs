@@ -346,8 +346,7 @@ impl<P: Clone> Connection<P> {
             State::Listen | State::SynSent | State::SynRecv if nothing_written => {
                 self.finish(now, Ok(()), false);
             }
-            _ if self.fin_acked => self.finish(now, Ok(()), true),
-            _ => {}
+            _ => self.check_close_complete(now),
         }
     }
 
@@ -398,9 +397,13 @@ impl<P: Clone> Connection<P> {
     /// A packet (not SYN, not RESET) addressed to this connection.
     pub(crate) fn handle_packet(&mut self, now: Instant, packet: &Packet<'_>) {
         let h = *packet.header();
-        if self.result.is_some() {
-            // Lingering: re-acknowledge so the peer's FIN completes, deliver nothing.
+        if let Some(result) = self.result {
+            // Lingering after a close: keep following the peer's stream (delivering
+            // nothing) so our ACKs cover its FIN.
             if matches!(h.packet_type, PacketType::Data | PacketType::Fin) {
+                if result.is_ok() {
+                    self.process_data(&h, &[]);
+                }
                 self.ack_pending = true;
             }
             return;
@@ -447,14 +450,26 @@ impl<P: Clone> Connection<P> {
             }
             _ => {}
         }
-        if self.close_requested && self.fin_acked {
-            self.finish(now, Ok(()), true);
-            return;
-        }
         if matches!(h.packet_type, PacketType::Data | PacketType::Fin)
             && self.state == State::Connected
         {
             self.process_data(&h, packet.payload());
+        }
+        self.check_close_complete(now);
+    }
+
+    /// A close completes when the peer acknowledged our FIN, or as soon as the peer has
+    /// finished its own stream and acknowledged every byte we wrote: our FIN is then a
+    /// courtesy that the peer (which may already be gone, as Portal writers are after their
+    /// FIN) need not answer.
+    fn check_close_complete(&mut self, now: Instant) {
+        if !self.close_requested || self.result.is_some() {
+            return;
+        }
+        let delivered = self.send.unsent() == 0
+            && self.send.iter().all(|p| p.kind == Kind::Fin || p.sacked);
+        if self.fin_acked || (self.eof_reached && delivered) {
+            self.finish(now, Ok(()), true);
         }
     }
 
@@ -721,7 +736,10 @@ impl<P: Clone> Connection<P> {
             self.ack_nr = self.ack_nr.wrapping_add(1);
             self.stats.bytes_received += len as u64;
         }
-        if !self.read_signaled && (self.recv.readable() > 0 || self.eof_reached) {
+        if self.result.is_none()
+            && !self.read_signaled
+            && (self.recv.readable() > 0 || self.eof_reached)
+        {
             self.read_signaled = true;
             self.events.push_back(ConnEvent::Readable);
         }
@@ -852,7 +870,16 @@ impl<P: Clone> Connection<P> {
             self.emit_control(now, PacketType::Reset, self.seq_nr, self.ack_nr, buf);
             return true;
         }
-        if self.result.is_some() {
+        if let Some(result) = self.result {
+            if result.is_ok() && self.fin_requested && !self.fin_sent && self.send.unsent() == 0 {
+                // The courtesy FIN of a close that completed early (see check_close_complete).
+                self.fin_sent = true;
+                let seq = self.seq_nr;
+                self.seq_nr = seq.wrapping_add(1);
+                self.send.push(seq, Kind::Fin, 0);
+                self.send_packet(now, seq, buf);
+                return true;
+            }
             if self.ack_pending {
                 self.emit_state(now, buf);
                 return true;

@@ -248,3 +248,587 @@ pub fn transfer<A: Side, B: Side>(pair: &mut Pair<A, B>, data: Vec<u8>, max_step
         writer_stats: t.writer_stats,
     }
 }
+
+// ---- a hand-driven wire: targeted loss, duplication and reordering -----------------
+
+use utp_proto::wire::utp::{Header, Packet, PacketType};
+
+/// What the wire does with one datagram.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum Fate {
+    /// Arrives after the wire's latency.
+    Deliver,
+    /// Never arrives.
+    Drop,
+    /// Arrives this much later than the latency would have it.
+    Delay(Duration),
+    /// Arrives on time, and a copy arrives this much later again.
+    Duplicate(Duration),
+}
+
+/// One datagram put on the wire (or injected by the test), with what became of it.
+#[derive(Clone, Debug)]
+pub struct Sent {
+    /// Position in the wire's global order of sends and deliveries.
+    pub order: u64,
+    /// When it was sent.
+    pub at: Instant,
+    pub from: u8,
+    pub to: u8,
+    pub header: Header,
+    pub payload: Vec<u8>,
+    pub bytes: Vec<u8>,
+    /// How many packets of this type the same sender sent before this one.
+    pub nth: usize,
+    pub fate: Fate,
+    /// Put on the wire by the test rather than by an endpoint.
+    pub injected: bool,
+    /// The global order of each delivery (empty if it was dropped or is in flight).
+    pub deliveries: Vec<u64>,
+}
+
+impl Sent {
+    pub fn kind(&self) -> PacketType {
+        self.header.packet_type
+    }
+
+    pub fn is(&self, from: u8, kind: PacketType) -> bool {
+        self.from == from && self.header.packet_type == kind
+    }
+}
+
+impl std::fmt::Display for Sent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let h = &self.header;
+        write!(
+            f,
+            "#{:<4} t={:>9}us {}->{} {:<8} id={:<5} seq={:<5} ack={:<5} len={:<5} {:?}{}",
+            self.order,
+            self.at.as_micros(),
+            self.from,
+            self.to,
+            h.packet_type.as_str(),
+            h.connection_id,
+            h.seq_nr,
+            h.ack_nr,
+            self.payload.len(),
+            self.fate,
+            if self.injected { " (injected)" } else { "" }
+        )
+    }
+}
+
+type Filter = Box<dyn FnMut(&Sent) -> Fate>;
+
+/// Alice (`a`, peer [`ALICE`]) and Bob (`b`, peer [`BOB`]) joined by a wire with a fixed
+/// latency on which the test decides the fate of each datagram. Everything that crosses is
+/// recorded in [`log`](Self::log). Time moves only to the next arrival or timer.
+pub struct Net {
+    pub a: Ep,
+    pub b: Ep,
+    pub now: Instant,
+    pub latency: Duration,
+    pub log: Vec<Sent>,
+    filter: Filter,
+    /// (arrival, order of scheduling, index in the log)
+    flight: Vec<(Instant, u64, usize)>,
+    order: u64,
+    buf: Vec<u8>,
+}
+
+impl Net {
+    /// Two endpoints 10 ms apart, every datagram delivered.
+    pub fn new(a: Config, b: Config, seed: u64) -> Self {
+        Self {
+            a: Endpoint::new(Arc::new(a), seed ^ 0xa11ce),
+            b: Endpoint::new(Arc::new(b), seed ^ 0xb0b),
+            now: Instant::ZERO,
+            latency: Duration::from_millis(10),
+            log: Vec::new(),
+            filter: Box::new(|_| Fate::Deliver),
+            flight: Vec::new(),
+            order: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Decides the fate of every datagram sent from now on.
+    pub fn set_filter(&mut self, filter: impl FnMut(&Sent) -> Fate + 'static) {
+        self.filter = Box::new(filter);
+    }
+
+    pub fn endpoint(&mut self, peer: u8) -> Option<&mut Ep> {
+        match peer {
+            ALICE => Some(&mut self.a),
+            BOB => Some(&mut self.b),
+            _ => None,
+        }
+    }
+
+    fn next_order(&mut self) -> u64 {
+        self.order += 1;
+        self.order
+    }
+
+    fn record(&mut self, from: u8, to: u8, bytes: Vec<u8>, injected: bool) -> Option<usize> {
+        let packet = Packet::parse(&bytes).ok()?;
+        let header = *packet.header();
+        let payload = packet.payload().to_vec();
+        let nth = self.log.iter().filter(|s| s.is(from, header.packet_type)).count();
+        let order = self.next_order();
+        let mut sent = Sent {
+            order,
+            at: self.now,
+            from,
+            to,
+            header,
+            payload,
+            bytes,
+            nth,
+            fate: Fate::Deliver,
+            injected,
+            deliveries: Vec::new(),
+        };
+        if !injected {
+            sent.fate = (self.filter)(&sent);
+        }
+        self.log.push(sent);
+        Some(self.log.len() - 1)
+    }
+
+    fn schedule(&mut self, index: usize) {
+        let arrive = self.now + self.latency;
+        let o = self.next_order();
+        match self.log[index].fate {
+            Fate::Deliver => self.flight.push((arrive, o, index)),
+            Fate::Drop => {}
+            Fate::Delay(d) => self.flight.push((arrive + d, o, index)),
+            Fate::Duplicate(d) => {
+                self.flight.push((arrive, o, index));
+                let o2 = self.next_order();
+                self.flight.push((arrive + d, o2, index));
+            }
+        }
+    }
+
+    /// Drains both endpoints' transmits onto the wire.
+    pub fn flush(&mut self) {
+        loop {
+            let mut any = false;
+            for from in [ALICE, BOB] {
+                let now = self.now;
+                let mut buf = std::mem::take(&mut self.buf);
+                while let Some(t) =
+                    self.endpoint(from).expect("endpoint").poll_transmit(now, &mut buf)
+                {
+                    any = true;
+                    for d in t.datagrams(&buf) {
+                        let i = self
+                            .record(from, t.destination, d.to_vec(), false)
+                            .expect("an endpoint emitted a datagram that does not parse");
+                        self.schedule(i);
+                    }
+                }
+                self.buf = buf;
+            }
+            if !any {
+                break;
+            }
+        }
+    }
+
+    /// The next arrival or timer, if any.
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        [self.flight.iter().map(|f| f.0).min(), self.a.poll_timeout(), self.b.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Flushes, jumps to the next arrival or timer (never past `limit`), delivers what is
+    /// due, fires due timers and flushes again. False when nothing is pending before `limit`.
+    pub fn step_until(&mut self, limit: Instant) -> bool {
+        self.flush();
+        let Some(next) = self.next_wakeup() else { return false };
+        if next > limit {
+            return false;
+        }
+        self.now = self.now.max(next);
+        let now = self.now;
+        let mut due: Vec<(Instant, u64, usize)> =
+            self.flight.iter().copied().filter(|f| f.0 <= now).collect();
+        self.flight.retain(|f| f.0 > now);
+        due.sort();
+        for (_, _, index) in due {
+            let o = self.next_order();
+            self.log[index].deliveries.push(o);
+            let (from, to) = (self.log[index].from, self.log[index].to);
+            let bytes = self.log[index].bytes.clone();
+            if let Some(ep) = self.endpoint(to) {
+                ep.handle_datagram(now, from, &bytes);
+            }
+        }
+        if self.a.poll_timeout().is_some_and(|t| t <= now) {
+            self.a.handle_timeout(now);
+        }
+        if self.b.poll_timeout().is_some_and(|t| t <= now) {
+            self.b.handle_timeout(now);
+        }
+        self.flush();
+        true
+    }
+
+    pub fn step(&mut self) -> bool {
+        self.step_until(Instant::MAX)
+    }
+
+    /// Steps until `done` holds (checked before each step); panics after `max_steps` or if
+    /// nothing is left to happen.
+    #[track_caller]
+    pub fn run_until(&mut self, max_steps: usize, mut done: impl FnMut(&mut Self) -> bool) {
+        for _ in 0..max_steps {
+            if done(self) {
+                return;
+            }
+            if !self.step() {
+                if done(self) {
+                    return;
+                }
+                panic!("nothing left to happen at {:?}\n{}", self.now, self.trace());
+            }
+        }
+        if !done(self) {
+            panic!("not done after {max_steps} steps at {:?}\n{}", self.now, self.trace());
+        }
+    }
+
+    /// Runs everything that happens in the next `duration`; `now` ends exactly that later.
+    pub fn run_for(&mut self, duration: Duration) {
+        let deadline = self.now + duration;
+        let mut steps = 0;
+        while self.step_until(deadline) {
+            steps += 1;
+            assert!(steps < 1_000_000, "run_for did not settle");
+        }
+        self.now = self.now.max(deadline);
+    }
+
+    /// Hands `bytes` to `to` at once, as if `from` had sent it (recorded when it parses).
+    pub fn inject(&mut self, from: u8, to: u8, bytes: &[u8]) {
+        self.flush();
+        let index = self.record(from, to, bytes.to_vec(), true);
+        let o = self.next_order();
+        if let Some(i) = index {
+            self.log[i].deliveries.push(o);
+        }
+        let now = self.now;
+        if let Some(ep) = self.endpoint(to) {
+            ep.handle_datagram(now, from, bytes);
+        }
+        self.flush();
+    }
+
+    /// Every datagram recorded so far, one a line.
+    pub fn trace(&self) -> String {
+        self.log.iter().map(|s| format!("{s}\n")).collect()
+    }
+
+    /// The datagrams `from` sent (not injected ones).
+    pub fn sent_by(&self, from: u8) -> Vec<&Sent> {
+        self.log.iter().filter(|s| s.from == from && !s.injected).collect()
+    }
+
+    /// The datagrams of `kind` that `from` sent (not injected ones).
+    pub fn sent_of(&self, from: u8, kind: PacketType) -> Vec<&Sent> {
+        self.log.iter().filter(|s| s.is(from, kind) && !s.injected).collect()
+    }
+}
+
+/// Every event the endpoint has queued.
+pub fn drain_events(ep: &mut Ep) -> Vec<Event<u8>> {
+    std::iter::from_fn(|| ep.poll_event()).collect()
+}
+
+/// A uTP packet's bytes.
+pub fn packet_bytes(header: Header, payload: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    utp_proto::wire::utp::emit(&header, &[], payload, &mut buf);
+    buf
+}
+
+/// A header with the given type, ids and numbers and harmless other fields.
+pub fn header(packet_type: PacketType, connection_id: u16, seq_nr: u16, ack_nr: u16) -> Header {
+    Header {
+        packet_type,
+        connection_id,
+        timestamp_us: 0,
+        timestamp_difference_us: 0,
+        wnd_size: 1 << 20,
+        seq_nr,
+        ack_nr,
+    }
+}
+
+/// Reads everything readable; `Some(true)` also when the end of the stream was reached.
+pub fn read_all(ep: &mut Ep, h: ConnectionHandle, into: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 65536];
+    loop {
+        match ep.read(h, &mut buf) {
+            Ok(0) => return true,
+            Ok(n) => into.extend_from_slice(&buf[..n]),
+            Err(_) => return false,
+        }
+    }
+}
+
+/// How the sequence numbers of one connection must look on the wire, by libutp's rules.
+#[derive(Clone, Copy, Debug)]
+pub struct Numbering {
+    pub initiator: u8,
+    pub acceptor: u8,
+    /// The id the SYN carries (the initiator's receive id).
+    pub id: u16,
+    /// `SynAckSeq::Bep29`: the SYN-ACK's number is consumed (first DATA is one past it)
+    /// and the initiator acknowledges it.
+    pub synack_consumes: bool,
+}
+
+/// Checks every packet of the connection in `log` against libutp's numbering rules and
+/// returns (the initiator's SYN seq_nr, the acceptor's SYN-ACK seq_nr):
+///
+/// - connection ids: the SYN carries `id`; every other packet from the initiator carries
+///   `id + 1`, every packet from the acceptor `id`;
+/// - the SYN has `ack_nr` 0; the SYN-ACK (the acceptor's first packet, a STATE) has
+///   `ack_nr` = the SYN's `seq_nr`;
+/// - DATA and FIN take consecutive numbers: the initiator's first is SYN + 1, the
+///   acceptor's first is the SYN-ACK's number (libutp; one more with `synack_consumes`);
+///   a retransmission repeats an earlier number;
+/// - a STATE carries the sender's next unused number (it consumes none), except a repeat
+///   of the SYN-ACK;
+/// - every packet's `ack_nr` is the last number the sender had received in order when it
+///   sent it: the initiator starts from SYN-ACK - 1 (or the SYN-ACK with
+///   `synack_consumes`) when the SYN-ACK reaches it, and ignores DATA that arrived before;
+///   the acceptor starts from the SYN.
+///
+/// RESETs and injected packets are skipped. Panics with the trace on any violation.
+#[track_caller]
+pub fn check_numbering(log: &[Sent], n: Numbering) -> (u16, u16) {
+    use std::collections::BTreeSet;
+    let trace: String = log.iter().map(|s| format!("{s}\n")).collect();
+    let ours: Vec<&Sent> = log
+        .iter()
+        .filter(|s| !s.injected && s.kind() != PacketType::Reset)
+        .filter(|s| {
+            (s.from == n.initiator && s.to == n.acceptor)
+                || (s.from == n.acceptor && s.to == n.initiator)
+        })
+        .collect();
+    let syn = ours
+        .iter()
+        .find(|s| s.kind() == PacketType::Syn)
+        .unwrap_or_else(|| panic!("no SYN\n{trace}"));
+    let syn_seq = syn.header.seq_nr;
+    let synack = ours
+        .iter()
+        .find(|s| s.from == n.acceptor)
+        .unwrap_or_else(|| panic!("the acceptor sent nothing\n{trace}"));
+    assert_eq!(
+        synack.kind(),
+        PacketType::State,
+        "the acceptor's first packet is the SYN-ACK\n{trace}"
+    );
+    let synack_seq = synack.header.seq_nr;
+    let first_data = |side: u8| -> u16 {
+        if side == n.initiator {
+            syn_seq.wrapping_add(1)
+        } else if n.synack_consumes {
+            synack_seq.wrapping_add(1)
+        } else {
+            synack_seq
+        }
+    };
+    // The numbers each side has used for DATA/FIN so far, and its next one.
+    let mut next = [(n.initiator, first_data(n.initiator)), (n.acceptor, first_data(n.acceptor))];
+    let next_of = |next: &[(u8, u16); 2], side: u8| next.iter().find(|e| e.0 == side).unwrap().1;
+    for s in &ours {
+        let h = &s.header;
+        let ctx = format!("packet {s}\n{trace}");
+        // Connection ids.
+        let want_id = if s.kind() == PacketType::Syn || s.from == n.acceptor {
+            n.id
+        } else {
+            n.id.wrapping_add(1)
+        };
+        assert_eq!(h.connection_id, want_id, "connection id of {ctx}");
+        // seq_nr.
+        match s.kind() {
+            PacketType::Syn => {
+                assert_eq!(h.seq_nr, syn_seq, "a retransmitted SYN keeps its number: {ctx}");
+                assert_eq!(h.ack_nr, 0, "SYN ack_nr: {ctx}");
+                continue;
+            }
+            PacketType::Data | PacketType::Fin => {
+                let nx = next_of(&next, s.from);
+                let first = first_data(s.from);
+                let used = nx.wrapping_sub(first);
+                let off = h.seq_nr.wrapping_sub(first);
+                assert!(
+                    off <= used,
+                    "DATA/FIN must take the next number ({nx}) or repeat one already used: {ctx}"
+                );
+                if off == used {
+                    for e in next.iter_mut().filter(|e| e.0 == s.from) {
+                        e.1 = nx.wrapping_add(1);
+                    }
+                }
+            }
+            PacketType::State => {
+                if s.order == synack.order {
+                    assert_eq!(h.ack_nr, syn_seq, "the SYN-ACK acknowledges the SYN: {ctx}");
+                    continue;
+                }
+                if s.from == n.acceptor && h.seq_nr == synack_seq && h.ack_nr == syn_seq {
+                    continue; // the SYN-ACK again, answering a retransmitted SYN
+                }
+                assert_eq!(
+                    h.seq_nr,
+                    next_of(&next, s.from),
+                    "a STATE carries the sender's next number and consumes none: {ctx}"
+                );
+            }
+            PacketType::Reset => unreachable!(),
+        }
+        // ack_nr: what the sender had received in order from the peer before sending.
+        let peer = if s.from == n.initiator { n.acceptor } else { n.initiator };
+        let (base, since) = if s.from == n.acceptor {
+            (syn_seq, 0)
+        } else {
+            // The first delivery of the SYN-ACK or of a repeat of it.
+            let first_synack_delivery = ours
+                .iter()
+                .filter(|p| p.from == n.acceptor && p.kind() == PacketType::State)
+                .filter(|p| p.header.seq_nr == synack_seq && p.header.ack_nr == syn_seq)
+                .flat_map(|p| p.deliveries.iter().copied())
+                .min()
+                .filter(|&d| d < s.order)
+                .unwrap_or_else(|| {
+                    panic!("the initiator sent {s} without having got the SYN-ACK\n{trace}")
+                });
+            let base = if n.synack_consumes { synack_seq } else { synack_seq.wrapping_sub(1) };
+            (base, first_synack_delivery)
+        };
+        let got: BTreeSet<u16> = ours
+            .iter()
+            .filter(|p| p.from == peer && matches!(p.kind(), PacketType::Data | PacketType::Fin))
+            .filter(|p| p.deliveries.iter().any(|&d| d > since && d < s.order))
+            .map(|p| p.header.seq_nr.wrapping_sub(base))
+            .collect();
+        let mut in_order = 0u16;
+        while got.contains(&(in_order + 1)) {
+            in_order += 1;
+        }
+        assert_eq!(
+            h.ack_nr,
+            base.wrapping_add(in_order),
+            "ack_nr must be the last number received in order: {ctx}"
+        );
+    }
+    (syn_seq, synack_seq)
+}
+
+/// The application on both ends of a [`Net`]: records events with their time, accepts
+/// Bob's incoming connections when asked to, reads everything that arrives, and closes a
+/// side once it has read to the end when asked to.
+#[derive(Debug, Default)]
+pub struct Session {
+    pub alice: Option<ConnectionHandle>,
+    pub bob: Option<ConnectionHandle>,
+    /// Bob accepts every [`Event::Incoming`].
+    pub auto_accept: bool,
+    /// Close a side as soon as it has read the end of the peer's stream.
+    pub close_on_eof: bool,
+    pub events_a: Vec<(Instant, Event<u8>)>,
+    pub events_b: Vec<(Instant, Event<u8>)>,
+    pub recv_a: Vec<u8>,
+    pub recv_b: Vec<u8>,
+    pub eof_a: Option<Instant>,
+    pub eof_b: Option<Instant>,
+    pub closed_a: Option<(Instant, Result<(), ConnectionError>)>,
+    pub closed_b: Option<(Instant, Result<(), ConnectionError>)>,
+}
+
+impl Session {
+    pub fn new(auto_accept: bool, close_on_eof: bool) -> Self {
+        Self { auto_accept, close_on_eof, ..Self::default() }
+    }
+
+    /// Handles both sides' events and reads; call it after every step.
+    pub fn poll(&mut self, net: &mut Net) {
+        let now = net.now;
+        while let Some(ev) = net.b.poll_event() {
+            match &ev {
+                Event::Incoming { id, .. } if self.auto_accept && self.bob.is_none() => {
+                    self.bob = Some(net.b.accept(now, *id).expect("accept"));
+                }
+                Event::Closed { handle, result } if Some(*handle) == self.bob => {
+                    self.closed_b.get_or_insert((now, *result));
+                }
+                _ => {}
+            }
+            self.events_b.push((now, ev));
+        }
+        while let Some(ev) = net.a.poll_event() {
+            if let Event::Closed { handle, result } = &ev {
+                if Some(*handle) == self.alice {
+                    self.closed_a.get_or_insert((now, *result));
+                }
+            }
+            self.events_a.push((now, ev));
+        }
+        if let (Some(h), None) = (self.alice, self.eof_a) {
+            if read_all(&mut net.a, h, &mut self.recv_a) {
+                self.eof_a = Some(now);
+                if self.close_on_eof {
+                    net.a.close(now, h);
+                }
+            }
+        }
+        if let (Some(h), None) = (self.bob, self.eof_b) {
+            if read_all(&mut net.b, h, &mut self.recv_b) {
+                self.eof_b = Some(now);
+                if self.close_on_eof {
+                    net.b.close(now, h);
+                }
+            }
+        }
+    }
+
+    /// Steps `net` (polling after each step) until `done`.
+    #[track_caller]
+    pub fn run_until(
+        &mut self,
+        net: &mut Net,
+        max_steps: usize,
+        mut done: impl FnMut(&Self, &Net) -> bool,
+    ) {
+        net.run_until(max_steps, |n| {
+            self.poll(n);
+            done(self, n)
+        });
+    }
+
+    /// When Alice saw `Connected`.
+    pub fn connected_a(&self) -> Option<Instant> {
+        self.events_a.iter().find(|(_, e)| matches!(e, Event::Connected(_))).map(|(t, _)| *t)
+    }
+
+    /// When Bob saw `Connected`.
+    pub fn connected_b(&self) -> Option<Instant> {
+        self.events_b.iter().find(|(_, e)| matches!(e, Event::Connected(_))).map(|(t, _)| *t)
+    }
+
+    /// How many `Incoming` events Bob saw.
+    pub fn incoming_b(&self) -> usize {
+        self.events_b.iter().filter(|(_, e)| matches!(e, Event::Incoming { .. })).count()
+    }
+}
