@@ -358,7 +358,8 @@ impl<P: Clone + Debug + Ord> Endpoint<P> {
 
     /// Closes gracefully: finishes our stream (FIN), discards what arrives from now on, and
     /// reports [`Event::Closed`] with `Ok` once the peer acknowledged everything (or an
-    /// error if it stops answering).
+    /// error if it stops answering). When the peer already finished its stream and
+    /// acknowledged all our data, the close completes at once.
     pub fn close(&mut self, now: Instant, h: ConnectionHandle) {
         if let Some(conn) = self.conn_mut(h) {
             conn.close(now);

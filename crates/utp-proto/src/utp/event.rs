@@ -23,8 +23,9 @@ pub enum Event<P> {
     Readable(ConnectionHandle),
     /// Send-buffer space is free again after a write was refused as blocked.
     Writable(ConnectionHandle),
-    /// The connection is over; its handle is no longer valid. `Ok` for an orderly close
-    /// (everything we sent was acknowledged, including our FIN).
+    /// The connection is over; its handle is no longer valid. `Ok` for an orderly close:
+    /// everything we sent was acknowledged, including our FIN, or the peer had finished its
+    /// stream and acknowledged all our data (the FIN is then sent as a courtesy).
     Closed {
         /// The connection.
         handle: ConnectionHandle,
