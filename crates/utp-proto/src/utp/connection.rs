@@ -466,8 +466,8 @@ impl<P: Clone> Connection<P> {
         if !self.close_requested || self.result.is_some() {
             return;
         }
-        let delivered = self.send.unsent() == 0
-            && self.send.iter().all(|p| p.kind == Kind::Fin || p.sacked);
+        let delivered =
+            self.send.unsent() == 0 && self.send.iter().all(|p| p.kind == Kind::Fin || p.sacked);
         if self.fin_acked || (self.eof_reached && delivered) {
             self.finish(now, Ok(()), true);
         }
