@@ -9,11 +9,14 @@ use alloc::vec::Vec;
 
 use crate::wire::utp::{Extension, HEADER_LEN, Packet, emit};
 
+mod endpoint_pair;
+
 /// A fuzz entry point: takes the fuzzer's bytes, panics only on a bug.
 pub type Target = fn(&[u8]);
 
 /// Every fuzz entry point, by the name of its fuzz target and corpus directory.
-pub const TARGETS: &[(&str, Target)] = &[("utp_packet", utp_packet)];
+pub const TARGETS: &[(&str, Target)] =
+    &[("utp_packet", utp_packet), ("utp_endpoint", utp_endpoint)];
 
 /// Parses `data` as a uTP packet; when it parses, checks every accessor, re-emits it and
 /// checks that the bytes are identical and parse to the same packet.
@@ -45,4 +48,22 @@ pub fn utp_packet(data: &[u8]) {
     // The bytes are identical, so they parse again; a failure here is a bug too.
     let again = Packet::parse(&buf).expect("re-emitted packet does not parse");
     assert_eq!(again, packet, "re-emitted packet parses differently");
+}
+
+/// Runs a sequence of operations decoded from `data` on two uTP endpoints joined by
+/// in-memory queues the input controls: opening, accepting and refusing connections,
+/// writing, reading, closing and resetting them, advancing time, and delivering, dropping,
+/// duplicating, reordering, corrupting or forging datagrams.
+///
+/// The input format and every invariant checked are described in
+/// `src/fuzzing/endpoint_pair.rs`.
+///
+/// # Panics
+///
+/// When an endpoint panics or breaks a promise of its API: `poll_transmit` that never runs
+/// dry, a timer that keeps asking for the same instant, events for unknown or closed
+/// handles, a closed handle that does not say `Closed`, or a reader receiving bytes that
+/// are not a prefix of what its writer wrote.
+pub fn utp_endpoint(data: &[u8]) {
+    endpoint_pair::run(data);
 }

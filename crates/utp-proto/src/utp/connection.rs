@@ -339,6 +339,10 @@ impl<P: Clone> Connection<P> {
         }
         self.close_requested = true;
         self.fin_requested = true;
+        // From now on arriving data is acknowledged but discarded, including data held
+        // behind a gap: delivering it after the gap is filled with nothing would misalign
+        // the stream.
+        self.recv.discard_held_payloads();
         let nothing_written = self.send.unsent() == 0;
         match self.state {
             // Before the handshake finished with nothing to deliver: just forget it. With

@@ -111,6 +111,16 @@ impl RecvBuffer {
         Stored::Kept
     }
 
+    /// Forgets the payload of every packet held for reordering, keeping their places (they
+    /// still count as received for acknowledgements). After a close nothing more is
+    /// delivered, and held data must not follow the gap it was waiting for.
+    pub(crate) fn discard_held_payloads(&mut self) {
+        for slot in self.reorder.iter_mut().flatten() {
+            slot.clear();
+        }
+        self.reorder_bytes = 0;
+    }
+
     /// Drops every packet held for reordering (after the end of the stream, nothing past it
     /// can be delivered).
     pub(crate) fn clear_reorder(&mut self) {
@@ -213,6 +223,17 @@ mod tests {
         assert_eq!(r.store(3, &[0; 6]), Stored::Kept);
         assert_eq!(r.window(), 4, "held packets count against the window");
         assert!(!r.push_in_order(&[0; 5]));
+    }
+
+    #[test]
+    fn discarded_held_data_never_reaches_the_reader() {
+        let mut r = RecvBuffer::new(100, 16);
+        r.store(1, b"late");
+        r.discard_held_payloads();
+        assert_eq!(r.window(), 100, "discarded bytes no longer count");
+        assert!(r.push_in_order(b""));
+        assert_eq!(r.pull_next(), Some(0), "the held packet still counts as received");
+        assert_eq!(r.readable(), 0);
     }
 
     #[test]
