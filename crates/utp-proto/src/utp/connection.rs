@@ -877,11 +877,7 @@ impl<P: Clone> Connection<P> {
         if let Some(result) = self.result {
             if result.is_ok() && self.fin_requested && !self.fin_sent && self.send.unsent() == 0 {
                 // The courtesy FIN of a close that completed early (see check_close_complete).
-                self.fin_sent = true;
-                let seq = self.seq_nr;
-                self.seq_nr = seq.wrapping_add(1);
-                self.send.push(seq, Kind::Fin, 0);
-                self.send_packet(now, seq, buf);
+                self.send_fin(now, buf);
                 return true;
             }
             if self.ack_pending {
@@ -980,14 +976,19 @@ impl<P: Clone> Connection<P> {
             return true;
         }
         if self.fin_requested && !self.fin_sent {
-            self.fin_sent = true;
-            let seq = self.seq_nr;
-            self.seq_nr = seq.wrapping_add(1);
-            self.send.push(seq, Kind::Fin, 0);
-            self.send_packet(now, seq, buf);
+            self.send_fin(now, buf);
             return true;
         }
         false
+    }
+
+    /// Cuts the FIN (it takes the next sequence number, carries nothing) and sends it.
+    fn send_fin(&mut self, now: Instant, buf: &mut Vec<u8>) {
+        self.fin_sent = true;
+        let seq = self.seq_nr;
+        self.seq_nr = seq.wrapping_add(1);
+        self.send.push(seq, Kind::Fin, 0);
+        self.send_packet(now, seq, buf);
     }
 
     fn header(&self, now: Instant, packet_type: PacketType, seq_nr: u16, ack_nr: u16) -> Header {
