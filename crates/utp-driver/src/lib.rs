@@ -1,9 +1,43 @@
-//! The one async driver for `utp-proto` state machines.
+//! The one async driver for `utp-proto` state machines, for any runtime.
 //!
-//! One driver task per socket pumps one [`utp_proto::Machine`]: it receives batches of
-//! datagrams, drains transmits, and sleeps until the machine's next deadline. Runtime
-//! adapters (`utp-tokio`, `utp-async-std`, `utp-smol`) give it a timer, a spawner and a
-//! socket. The driver itself arrives with the uTP engine; this crate currently only fixes
-//! its place in the workspace.
+//! A [`UtpSocket`] owns one UDP socket (or any [`Transport`]) and one uTP endpoint; a
+//! driver task spawned on the [`Runtime`] pumps the endpoint: it receives batches of
+//! datagrams, drains transmits, and sleeps until the endpoint's next deadline. Many
+//! [`UtpStream`]s share the socket; they implement [`futures_io::AsyncRead`] and
+//! [`futures_io::AsyncWrite`] with real backpressure.
+//!
+//! The runtime adapters `utp-tokio`, `utp-async-std` and `utp-smol` implement [`Runtime`]
+//! in a few lines each and re-export this crate.
+//!
+//! | handle | what it does |
+//! |---|---|
+//! | [`UtpSocket::bind`] | binds UDP, raises the kernel buffers, starts the driver |
+//! | [`UtpSocket::accept`] / [`UtpSocket::connect`] | streams with random connection ids |
+//! | [`UtpSocket::accept_with_id`] / [`UtpSocket::connect_with_id`] | Portal's app-chosen ids |
+//! | [`UtpStream::shutdown`] | half-close (FIN) |
+//! | [`UtpStream::close`] | graceful close, resolved when the peer acknowledged all |
+//! | [`UtpStream::reset`] (or drop) | abort with RESET |
+//!
+//! Errors are [`std::io::Error`]s carrying an [`Error`]; the kinds are listed at
+//! [`Error`]'s `From` impl (`ConnectionReset`, `TimedOut`, `ConnectionRefused`, ...).
 
+mod config;
+mod driver;
+mod error;
+mod runtime;
+mod socket;
+mod socket_buffers;
+mod stream;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod transport;
+
+pub use config::{DEFAULT_SOCKET_BUFFER, SocketConfig};
+pub use driver::DriverStats;
+pub use error::Error;
+pub use runtime::{AsyncTimer, AsyncUdpSocket, Runtime};
+pub use socket::UtpSocket;
+pub use socket_buffers::SocketBuffers;
+pub use stream::UtpStream;
+pub use transport::{PeerAddr, Transport, UdpTransport};
 pub use utp_proto;

@@ -1,0 +1,1 @@
+//! The conformance suite every runtime adapter runs from its tests (feature `testing`).
