@@ -67,6 +67,11 @@ pub(crate) struct State<A: PeerAddr> {
     pub(crate) sockets: usize,
     /// The driver task ended; nothing will be sent or received any more.
     pub(crate) stopped: bool,
+    /// How many times the driver has handed everything the endpoint had to send to the
+    /// transport; `close` waits for the next one so its last packets leave before it
+    /// resolves (and before a process that exits right after it ends).
+    pub(crate) drains: u64,
+    drain_wakers: Vec<Waker>,
     pub(crate) stats: DriverStats,
 }
 
@@ -130,6 +135,8 @@ impl<A: PeerAddr> State<A> {
             flush_waiters: Vec::new(),
             sockets: 1,
             stopped: false,
+            drains: 0,
+            drain_wakers: Vec::new(),
             stats: DriverStats::default(),
         }
     }
@@ -180,6 +187,14 @@ impl<A: PeerAddr> State<A> {
         if !self.accept_wakers.iter().any(|w| w.will_wake(cx.waker())) {
             self.accept_wakers.push(cx.waker().clone());
         }
+    }
+
+    /// Wakes `cx` after the driver's next complete drain of transmits.
+    pub(crate) fn register_drain(&mut self, cx: &Context<'_>) {
+        if !self.drain_wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            self.drain_wakers.push(cx.waker().clone());
+        }
+        self.wake_driver();
     }
 
     pub(crate) fn wait_flushed(&mut self, h: ConnectionHandle) {
@@ -284,7 +299,7 @@ impl<A: PeerAddr> State<A> {
         for s in self.streams.values_mut() {
             s.wake_all();
         }
-        for w in self.accept_wakers.drain(..) {
+        for w in self.accept_wakers.drain(..).chain(self.drain_wakers.drain(..)) {
             w.wake();
         }
     }
@@ -391,6 +406,12 @@ impl<T: Transport> Future for Driver<T> {
                 st.endpoint.handle_timeout(now);
             }
             this.drain_transmits(&mut st, cx, now);
+            if this.pending.is_none() {
+                st.drains += 1;
+                for w in st.drain_wakers.drain(..) {
+                    w.wake();
+                }
+            }
             st.dispatch_events();
             st.check_flushed();
 

@@ -93,7 +93,7 @@ impl<A: PeerAddr> UtpStream<A> {
                 st.after_command();
             }
         }
-        poll_fn(|cx| {
+        let result = poll_fn(|cx| {
             let mut st = self.shared.lock();
             if let Some(result) = self.result(&st) {
                 return Poll::Ready(result);
@@ -104,7 +104,21 @@ impl<A: PeerAddr> UtpStream<A> {
             }
             Poll::Pending
         })
-        .await
+        .await;
+        // The close may have completed in this task (the peer had finished already) with
+        // our FIN or last ACK still queued: let the driver hand it to the transport first,
+        // so a program may exit as soon as `close` returns.
+        let target = self.shared.lock().drains + 1;
+        poll_fn(|cx| {
+            let mut st = self.shared.lock();
+            if st.stopped || st.drains >= target {
+                return Poll::Ready(());
+            }
+            st.register_drain(cx);
+            Poll::Pending
+        })
+        .await;
+        result
     }
 
     /// Aborts the connection: the peer gets a RESET and unread data is discarded.
