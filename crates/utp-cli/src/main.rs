@@ -5,6 +5,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod decode;
+mod recv;
+mod relay;
+mod send;
+mod transfer;
 
 /// uTP, rudp and TFTP over UDP, built on the sans-IO utp-proto state machines.
 #[derive(Debug, Parser)]
@@ -14,22 +18,41 @@ struct Cli {
     command: Command,
 }
 
+#[allow(clippy::large_enum_variant, reason = "parsed once, at startup")]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Decode uTP packets given as hex (for example copied from a packet capture).
     Decode(decode::Args),
+    /// Relay UDP datagrams through a simulated impaired link (loss, delay, reordering...).
+    Relay(relay::Args),
+    /// Send a file (or standard input) over one uTP stream to `utp recv`.
+    Send(send::Args),
+    /// Receive uTP streams into a file (or standard output).
+    Recv(recv::Args),
+}
+
+/// Why a subcommand failed, which decides the exit status.
+#[derive(Debug)]
+enum Failure {
+    /// The arguments cannot work (exit status 2, as for clap's own usage errors).
+    Usage(String),
+    /// Running failed (exit status 1).
+    Runtime(String),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Decode(args) => decode::run(&args),
+        Command::Decode(args) => decode::run(&args).map_err(Failure::Runtime),
+        Command::Relay(args) => relay::run(&args),
+        Command::Send(args) => send::run(&args),
+        Command::Recv(args) => recv::run(&args),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("utp: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    let (message, status) = match result {
+        Ok(()) => return ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => (message, ExitCode::from(2)),
+        Err(Failure::Runtime(message)) => (message, ExitCode::FAILURE),
+    };
+    eprintln!("utp: {message}");
+    status
 }

@@ -582,3 +582,18 @@ fn closing_after_the_peer_closed_completes_in_one_round_trip() {
     assert_eq!(last_ack.ack_nr, bob_fin[0].header.seq_nr, "{}", net.trace());
     assert_eq!(b_closed, Some((bob_fin[0].at + ms(10), Ok(()))), "{}", net.trace());
 }
+
+#[test]
+fn a_shutdown_is_flushed_only_once_its_fin_is_acknowledged() {
+    let mut net = Net::new(Config::default(), Config::default(), 17);
+    let (alice, _bob) = establish(&mut net);
+    net.a.write(alice, b"data").unwrap();
+    net.run_until(1_000, |n| n.a.is_flushed(alice));
+    // Nothing is unacknowledged and nothing unsent: only the FIN is asked for.
+    net.a.shutdown(alice);
+    assert!(!net.a.is_flushed(alice), "a FIN not yet sent is not flushed");
+    net.flush();
+    assert_eq!(net.sent_of(ALICE, PacketType::Fin).len(), 1);
+    assert!(!net.a.is_flushed(alice), "a FIN in flight is not flushed");
+    net.run_until(1_000, |n| n.a.is_flushed(alice));
+}

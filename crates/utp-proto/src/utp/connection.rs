@@ -324,7 +324,8 @@ impl<P: Clone> Connection<P> {
 
     /// Whether everything written (and the FIN, if requested) was acknowledged.
     pub(crate) fn is_flushed(&self) -> bool {
-        self.send.is_empty() && self.send.unsent() == 0
+        // A FIN asked for but not yet acknowledged (perhaps not even sent) is not flushed.
+        self.send.is_empty() && self.send.unsent() == 0 && (!self.fin_requested || self.fin_acked)
     }
 
     pub(crate) fn shutdown(&mut self) {
