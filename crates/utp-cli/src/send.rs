@@ -2,8 +2,12 @@
 //!
 //! The input is opened first, so a missing file fails before any packet is sent. Then the
 //! stream connects, the input goes out, and our FIN follows it. The command succeeds only
-//! once the receiver has acknowledged everything, FIN included, and closed its side too:
-//! `utp recv` closes only after writing everything out, so success means the data arrived.
+//! once the receiver has acknowledged everything, FIN included. It then waits up to
+//! [`CONFIRM_WAIT`] for the receiver to close its side too: `utp recv` closes only after
+//! writing everything out, so that confirms the data was stored, and a receiver that
+//! failed to store it resets the stream instead (exit 1). A receiver that acknowledged
+//! everything but keeps its side open (a libutp application, say) or whose final FIN was
+//! lost gets a warning, not a failure: everything was acknowledged.
 
 use std::cell::Cell;
 use std::fs::File;
@@ -19,6 +23,9 @@ use utp_tokio::{IntoTokio as _, TokioStream};
 
 use crate::Failure;
 use crate::transfer::{self, CHUNK, Hasher, Progress, QUEUE, Signals, Summary};
+
+/// How long, after everything was acknowledged, `send` waits for the receiver to close.
+const CONFIRM_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Arguments of `utp send`.
 #[derive(Debug, clap::Args)]
@@ -153,6 +160,14 @@ async fn send(args: &Args, input: Input) -> Result<Summary, Failure> {
     // The receiver closes its side once it has stored everything: wait for that.
     let closed = tokio::select! {
         result = peer_closed(&mut stream) => result,
+        () = tokio::time::sleep(CONFIRM_WAIT) => {
+            transfer::announce(&format!(
+                "utp: warning: the receiver acknowledged all {sent} bytes but did not close \
+                 its side within {} s; not waiting for its confirmation",
+                CONFIRM_WAIT.as_secs()
+            ));
+            Ok(())
+        }
         () = signals.wait() => Err(Failure::Runtime(format!(
             "interrupted after all {sent} bytes were acknowledged, while the receiver was \
              storing them"

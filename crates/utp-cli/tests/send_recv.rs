@@ -387,3 +387,35 @@ fn receiver_failure_resets_and_the_sender_fails() {
     assert_eq!(sent.status.code(), Some(1), "{}", text(&sent.stderr));
     assert!(text(&sent.stderr).contains("reset the connection"), "{}", text(&sent.stderr));
 }
+
+/// A receiver that acknowledges everything but never closes its side (as a libutp
+/// application may): `send` warns after its confirmation wait and still exits 0.
+#[test]
+fn a_receiver_that_never_closes_gets_a_warning_not_a_failure() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        runtime.block_on(async move {
+            use futures_lite::AsyncReadExt as _;
+            let socket = utp_tokio::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            addr_tx.send(socket.local_addr().unwrap()).unwrap();
+            let mut stream = socket.accept().await.unwrap();
+            let mut got = Vec::new();
+            stream.read_to_end(&mut got).await.unwrap();
+            // Hold the stream open, without a FIN, until the test is over.
+            tokio::task::spawn_blocking(move || done_rx.recv()).await.unwrap().ok();
+            got
+        })
+    });
+    let addr: SocketAddr = addr_rx.recv().unwrap();
+    let started = Instant::now();
+    let out = send(&addr.to_string(), &[], Some(b"kept open"));
+    let waited = started.elapsed();
+    done_tx.send(()).unwrap();
+    let got = server.join().unwrap();
+    assert!(out.status.success(), "send failed: {}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("did not close its side"), "{}", text(&out.stderr));
+    assert!(waited >= Duration::from_secs(10), "the confirmation wait was cut short: {waited:?}");
+    assert_eq!(got, b"kept open");
+}
