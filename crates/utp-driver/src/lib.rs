@@ -21,6 +21,8 @@
 //! Errors are [`std::io::Error`]s carrying an [`Error`]; the kinds are listed at
 //! [`Error`]'s `From` impl (`ConnectionReset`, `TimedOut`, `ConnectionRefused`, ...).
 
+#[cfg(feature = "async-io")]
+pub mod async_io;
 mod config;
 mod driver;
 mod error;

@@ -597,3 +597,48 @@ fn a_shutdown_is_flushed_only_once_its_fin_is_acknowledged() {
     assert!(!net.a.is_flushed(alice), "a FIN in flight is not flushed");
     net.run_until(1_000, |n| n.a.is_flushed(alice));
 }
+
+#[test]
+fn a_courtesy_fin_is_resent_until_acknowledged() {
+    let mut net = Net::new(Config::default(), Config::default(), 18);
+    let (alice, bob) = establish(&mut net);
+    // Bob finishes first; once Alice has read everything, her close completes at once.
+    net.b.write(bob, b"all of it").unwrap();
+    net.b.shutdown(bob);
+    let mut got = Vec::new();
+    net.run_until(1_000, |n| utp_common::read_all(&mut n.a, alice, &mut got));
+    assert_eq!(got, b"all of it");
+    // Her courtesy FIN is lost the first time.
+    net.set_filter(|p| {
+        if p.is(ALICE, PacketType::Fin) && p.nth == 0 { Fate::Drop } else { Fate::Deliver }
+    });
+    net.a.close(net.now, alice);
+    assert_eq!(closed(&drain_events(&mut net.a)), [(alice, Ok(()))]);
+    let mut buf = [0u8; 16];
+    net.run_until(1_000, |n| n.b.read(bob, &mut buf) == Ok(0));
+    let fins = net.sent_of(ALICE, PacketType::Fin);
+    assert_eq!(fins.len(), 2, "the FIN was sent again\n{}", net.trace());
+    assert_eq!(fins[0].header.seq_nr, fins[1].header.seq_nr);
+    // Once acknowledged, it is not sent again, and the connection is forgotten.
+    net.run_for(Duration::from_secs(30));
+    assert_eq!(net.sent_of(ALICE, PacketType::Fin).len(), 2);
+    assert_eq!(net.a.state(alice), None);
+}
+
+#[test]
+fn what_arrived_stays_readable_after_the_peer_resets() {
+    let mut net = Net::new(Config::default(), Config::default(), 19);
+    let (alice, bob) = establish(&mut net);
+    net.a.write(alice, b"before the end").unwrap();
+    net.run_until(1_000, |n| n.b.readable(bob) == 14);
+    net.a.reset(net.now, alice);
+    let mut events = Vec::new();
+    net.run_until(1_000, |n| {
+        events.extend(drain_events(&mut n.b));
+        !closed(&events).is_empty()
+    });
+    assert_eq!(closed(&events), [(bob, Err(ConnectionError::Reset))]);
+    let mut buf = [0u8; 32];
+    assert_eq!(net.b.read(bob, &mut buf), Ok(14));
+    assert_eq!(&buf[..14], b"before the end");
+}

@@ -5,6 +5,7 @@
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! use utp_tokio::IntoTokio;
 //!
 //! let server = utp_tokio::bind("127.0.0.1:0".parse().unwrap())?;
 //! let client = utp_tokio::bind("127.0.0.1:0".parse().unwrap())?;

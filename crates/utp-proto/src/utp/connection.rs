@@ -102,6 +102,11 @@ pub(crate) struct Connection<P> {
     fin_requested: bool,
     fin_sent: bool,
     fin_acked: bool,
+    /// After a close completed with our FIN unacknowledged (see `check_close_complete`):
+    /// when to send it again, how often it was resent, and whether a resend is due.
+    fin_resend_at: Option<Instant>,
+    fin_resends: u32,
+    fin_resend_due: bool,
     close_requested: bool,
     last_sent: Instant,
     last_recv: Instant,
@@ -156,6 +161,9 @@ impl<P: Clone> Connection<P> {
             fin_requested: false,
             fin_sent: false,
             fin_acked: false,
+            fin_resend_at: None,
+            fin_resends: 0,
+            fin_resend_due: false,
             close_requested: false,
             last_sent: now,
             last_recv: now,
@@ -267,6 +275,8 @@ impl<P: Clone> Connection<P> {
         self.result.is_some()
             && !self.reset_pending
             && !self.ack_pending
+            && !self.fin_resend_due
+            && (self.fin_acked || self.fin_resend_at.is_none())
             && self.linger_until.is_none_or(|t| now >= t)
     }
 
@@ -371,6 +381,13 @@ impl<P: Clone> Connection<P> {
         }
         self.result = Some(result);
         self.state = State::Closed;
+        if result.is_ok() && self.fin_sent && !self.fin_acked {
+            // The close completed early with our FIN in flight: keep it reliable.
+            self.arm_fin_resend(now);
+        }
+        // Unread bytes keep the connection for the linger time even after a failure, so
+        // the application can still read what arrived before the end.
+        let linger = linger || self.recv.readable() > 0;
         self.linger_until = Some(if linger { now + self.config.time_wait() } else { now });
         self.rto_deadline = None;
         self.deadline = None;
@@ -405,11 +422,15 @@ impl<P: Clone> Connection<P> {
         if let Some(result) = self.result {
             // Lingering after a close: keep following the peer's stream (delivering
             // nothing) so our ACKs cover its FIN.
-            if matches!(h.packet_type, PacketType::Data | PacketType::Fin) {
-                if result.is_ok() {
-                    self.process_data(&h, &[]);
-                }
+            if result.is_ok() && matches!(h.packet_type, PacketType::Data | PacketType::Fin) {
+                self.process_data(&h, &[]);
                 self.ack_pending = true;
+            }
+            // Our FIN is the last packet we numbered.
+            if self.fin_sent && !self.fin_acked && h.ack_nr == self.seq_nr.wrapping_sub(1) {
+                self.fin_acked = true;
+                self.fin_resend_at = None;
+                self.fin_resend_due = false;
             }
             return;
         }
@@ -755,8 +776,12 @@ impl<P: Clone> Connection<P> {
     /// The earliest instant this connection wants `handle_timeout`.
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
         if self.result.is_some() {
-            // A pending RESET or ACK goes out with the next transmit, which rechecks.
-            return if self.reset_pending || self.ack_pending { None } else { self.linger_until };
+            // A pending RESET, ACK or FIN goes out with the next transmit, which rechecks.
+            if self.reset_pending || self.ack_pending || self.fin_resend_due {
+                return None;
+            }
+            let fin = self.fin_resend_at.filter(|_| !self.fin_acked);
+            return [self.linger_until, fin].into_iter().flatten().min();
         }
         let keepalive = match (self.state, self.config.keepalive_interval()) {
             (State::Connected, Some(interval)) if !self.fin_sent && !self.keepalive_pending => {
@@ -780,6 +805,13 @@ impl<P: Clone> Connection<P> {
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if self.result.is_some() {
+            if !self.fin_acked && self.fin_resend_at.is_some_and(|t| now >= t) {
+                self.fin_resend_at = None;
+                if self.fin_resends < self.config.max_retransmits() {
+                    self.fin_resends += 1;
+                    self.fin_resend_due = true;
+                }
+            }
             return;
         }
         if self.deadline.is_some_and(|d| now >= d) {
@@ -879,6 +911,15 @@ impl<P: Clone> Connection<P> {
             if result.is_ok() && self.fin_requested && !self.fin_sent && self.send.unsent() == 0 {
                 // The courtesy FIN of a close that completed early (see check_close_complete).
                 self.send_fin(now, buf);
+                self.arm_fin_resend(now);
+                return true;
+            }
+            if self.fin_resend_due {
+                // Resent until acknowledged: a libutp peer sees the end of our stream only
+                // in our FIN, and has no idle timer to give up on a lost one.
+                self.fin_resend_due = false;
+                self.send_packet(now, self.seq_nr.wrapping_sub(1), buf);
+                self.arm_fin_resend(now);
                 return true;
             }
             if self.ack_pending {
@@ -981,6 +1022,11 @@ impl<P: Clone> Connection<P> {
             return true;
         }
         false
+    }
+
+    /// Schedules the next resend of a FIN that outlived its connection's close.
+    fn arm_fin_resend(&mut self, now: Instant) {
+        self.fin_resend_at = Some(now + self.rtt.backed_off_rto(self.fin_resends));
     }
 
     /// Cuts the FIN (it takes the next sequence number, carries nothing) and sends it.
