@@ -210,3 +210,8 @@ impl<A: PeerAddr> futures_io::AsyncWrite for TokioStream<A> {
         Pin::new(&mut self.0).poll_close(cx)
     }
 }
+
+/// The README's Rust examples compile as doctests (here, where tokio and utp-proto are).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
