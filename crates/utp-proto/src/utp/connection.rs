@@ -780,8 +780,11 @@ impl<P: Clone> Connection<P> {
             if self.reset_pending || self.ack_pending || self.fin_resend_due {
                 return None;
             }
+            // While our FIN is being resent, its timer decides; the linger only matters once
+            // it is acknowledged or given up (before that the connection is kept anyway, and
+            // a linger time already past would wake us for nothing, over and over).
             let fin = self.fin_resend_at.filter(|_| !self.fin_acked);
-            return [self.linger_until, fin].into_iter().flatten().min();
+            return fin.or(self.linger_until);
         }
         let keepalive = match (self.state, self.config.keepalive_interval()) {
             (State::Connected, Some(interval)) if !self.fin_sent && !self.keepalive_pending => {
