@@ -4,4 +4,5 @@
 //! typed view that borrows the input (no copies); emitting writes into a buffer the caller
 //! owns. Parsers never panic, whatever the bytes.
 
+pub mod tftp;
 pub mod utp;
