@@ -36,18 +36,14 @@ pub(crate) fn fill(seed: u64, offset: u64, buf: &mut [u8]) {
 /// wrong offset.
 #[track_caller]
 pub(crate) fn check(seed: u64, offset: u64, buf: &[u8], what: &str) {
-    let mut pos = offset;
-    let mut done = 0;
-    while done < buf.len() {
-        let w = word(seed, pos / 8);
-        let start = (pos % 8) as usize;
-        let n = (8 - start).min(buf.len() - done);
-        if buf[done..done + n] != w[start..start + n] {
-            let bad = (0..n).find(|&i| buf[done + i] != w[start + i]).unwrap_or(0);
-            panic!("{what}: received data differs from what was sent at byte {}", pos + bad as u64);
+    let mut expected = [0u8; 4096];
+    for (i, got) in buf.chunks(expected.len()).enumerate() {
+        let at = offset + (i * expected.len()) as u64;
+        let expected = &mut expected[..got.len()];
+        fill(seed, at, expected);
+        if let Some(bad) = got.iter().zip(expected.iter()).position(|(a, b)| a != b) {
+            panic!("{what}: received data differs from what was sent at byte {}", at + bad as u64);
         }
-        done += n;
-        pos += n as u64;
     }
 }
 
