@@ -32,6 +32,7 @@ mod socket_buffers;
 mod stream;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tftp;
 mod transport;
 
 pub use config::{DEFAULT_SOCKET_BUFFER, SocketConfig};

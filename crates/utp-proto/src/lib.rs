@@ -115,10 +115,12 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod config;
 pub mod congestion;
 mod machine;
 pub mod rand;
 pub mod rtt;
+pub mod tftp;
 pub mod time;
 pub mod utp;
 pub mod wire;

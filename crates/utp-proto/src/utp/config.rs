@@ -5,6 +5,7 @@ use alloc::sync::Arc;
 use core::fmt;
 use core::time::Duration;
 
+use crate::config::settings;
 use crate::congestion::ControllerFactory;
 use crate::utp::ledbat::LedbatConfig;
 use crate::wire::utp::HEADER_LEN;
@@ -46,22 +47,6 @@ pub enum SynAckSeq {
     /// BEP 29: the initiator sets its `ack_nr` to the SYN-ACK's `seq_nr`, so the acceptor's
     /// first DATA has the next number.
     Bep29,
-}
-
-/// Why a setting was refused.
-#[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The value is outside the range the setting accepts.
-    #[error("{setting} must be {expected}, got {got}")]
-    OutOfRange {
-        /// The setting's name.
-        setting: &'static str,
-        /// The accepted range, in words.
-        expected: &'static str,
-        /// The refused value, printed.
-        got: alloc::string::String,
-    },
 }
 
 /// uTP settings for an [`Endpoint`](crate::utp::Endpoint) and its connections.
@@ -136,45 +121,6 @@ impl Default for Config {
             congestion: Arc::new(LedbatConfig::default()),
         }
     }
-}
-
-fn out_of_range(
-    setting: &'static str,
-    expected: &'static str,
-    got: impl fmt::Debug,
-) -> ConfigError {
-    ConfigError::OutOfRange { setting, expected, got: alloc::format!("{got:?}") }
-}
-
-/// Generates a getter and a validated setter for each setting.
-macro_rules! settings {
-    ($(
-        $(#[$doc:meta])*
-        $name:ident / $setter:ident : $ty:ty, $expected:literal, |$v:ident| $valid:expr;
-    )*) => {
-        impl Config {
-            $(
-                $(#[$doc])*
-                pub fn $name(&self) -> $ty {
-                    self.$name.clone()
-                }
-
-                #[doc = concat!("Sets [`", stringify!($name), "`](Self::", stringify!($name), ").")]
-                ///
-                /// # Errors
-                ///
-                #[doc = concat!("[`ConfigError::OutOfRange`] unless the value is ", $expected, ".")]
-                pub fn $setter(&mut self, value: $ty) -> Result<&mut Self, ConfigError> {
-                    let $v = &value;
-                    if !$valid {
-                        return Err(out_of_range(stringify!($name), $expected, $v));
-                    }
-                    self.$name = value;
-                    Ok(self)
-                }
-            )*
-        }
-    };
 }
 
 settings! {

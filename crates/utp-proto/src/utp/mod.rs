@@ -57,7 +57,8 @@ mod reset_limiter;
 mod send_buffer;
 mod stats;
 
-pub use config::{Config, ConfigError, InitialSeq, Profile, SynAckSeq};
+pub use crate::config::ConfigError;
+pub use config::{Config, InitialSeq, Profile, SynAckSeq};
 pub use connection::State;
 pub use endpoint::{ConnectionHandle, Endpoint, IncomingId};
 pub use error::{AcceptError, ConnectError, ConnectionError, ReadError, WriteError};

@@ -429,6 +429,24 @@ impl From<ErrorCode> for u16 {
     }
 }
 
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            Self::NotDefined => "not defined",
+            Self::FileNotFound => "file not found",
+            Self::AccessViolation => "access violation",
+            Self::DiskFull => "disk full or allocation exceeded",
+            Self::IllegalOperation => "illegal TFTP operation",
+            Self::UnknownTransferId => "unknown transfer ID",
+            Self::FileAlreadyExists => "file already exists",
+            Self::NoSuchUser => "no such user",
+            Self::OptionRefused => "option negotiation refused",
+            Self::Other(_) => "unknown code",
+        };
+        write!(f, "{} ({text})", u16::from(*self))
+    }
+}
+
 /// One option: a name and a value, both ASCII without NUL.
 #[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
 pub struct TftpOption<'a> {
