@@ -81,13 +81,17 @@ settings! {
     /// How many consecutive timeouts a transfer survives; the next one fails it with
     /// [`TransferError::TimedOut`](super::TransferError::TimedOut). Default 5.
     max_retries / set_max_retries: u32, "between 1 and 100", |v| (1..=100).contains(v);
-    /// How many times a server retransmits toward a peer that has not answered yet (whose
-    /// request may have been spoofed). Kept small so that one forged request cannot make the
-    /// server flood a victim: with it, a request is answered by at most `1 + this` datagrams,
-    /// and with options only by the small OACK. Default 1.
+    /// How many times a server retransmits DATA toward a peer that has not answered yet (its
+    /// read request may have been spoofed). Kept small so that one forged request cannot make
+    /// the server flood a victim with blocks: without options a read request is answered by at
+    /// most `1 + this` DATA packets. With options the server sends only its OACK, no larger
+    /// than a request, until ACK 0 proves the peer real; the OACK is retried like anything
+    /// else. Default 1.
     unverified_retries / set_unverified_retries: u32, "at most 100", |v| *v <= 100;
     /// How long the receiver of the last block stays to acknowledge it again if the sender
-    /// repeats it (its acknowledgement was lost). Default 1 s. Zero disables dallying.
+    /// repeats it (its acknowledgement was lost); each repeat starts the wait again, so a
+    /// dally longer than the sender's [`max_timeout`](Self::max_timeout) answers every repeat
+    /// on a very lossy path. Default 1 s. Zero disables dallying.
     dally / set_dally: Duration, "at most 255 s", |v| *v <= Duration::from_secs(255);
     /// Where block numbers go after 65535. Default [`Rollover::ToZero`].
     rollover / set_rollover: Rollover, "any value", |_v| true;

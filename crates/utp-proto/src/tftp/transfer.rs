@@ -95,7 +95,9 @@ pub enum RequestError {
 ///   [`Config::timeout`]; a negotiated `timeout` option replaces both. Each consecutive
 ///   timeout doubles the wait (up to [`Config::max_timeout`]); after
 ///   [`Config::max_retries`] the transfer fails. A server whose peer has not answered yet
-///   retransmits only [`Config::unverified_retries`] times, and sends one block, not a window.
+///   sends one block, not a window, and retransmits DATA only
+///   [`Config::unverified_retries`] times (an OACK is retried normally: it is no larger than
+///   the request).
 /// - **Transfer IDs**: packets from anyone but the peer get ERROR 5 and change nothing. A
 ///   client accepts its first answer from any port of the server's address and then locks
 ///   onto that port.
@@ -690,16 +692,25 @@ impl Transfer {
             return;
         }
         if self.phase == Phase::Dallying {
+            self.stats.data_dropped += 1;
+            // The final ACK was lost: the sender repeats its last window, which always ends
+            // with the final block, so answering that block answers each repeat once.
             if number + 1 == self.expected {
-                self.stats.data_dropped += 1;
-                self.nonprogress_ack();
+                self.send_ack();
+                // Stay while the sender keeps trying; its own retry cap ends the repeats.
+                self.timer = Some(now + self.config.dally());
             }
             return;
         }
         if number != self.expected {
-            // A repeat, or a block after a gap: ask for what follows the last in-order block.
             self.stats.data_dropped += 1;
-            self.nonprogress_ack();
+            // A block after a gap: ask for what follows the last in-order block. A repeat of
+            // the last in-order block: the sender timed out (a lost ACK, or lockstep's
+            // RFC 1350 re-ACK). An older repeat is the rest of a window already answered, or a
+            // duplicate made by the network: nothing to say.
+            if number > self.expected || number + 1 == self.expected {
+                self.nonprogress_ack();
+            }
             return;
         }
         if data.len() > self.recv_room() {
@@ -798,11 +809,13 @@ impl Transfer {
         }
         self.retries += 1;
         self.stats.timeouts += 1;
-        let limit = if self.verified {
-            self.config.max_retries()
-        } else {
-            self.config.unverified_retries()
-        };
+        // Only DATA toward an unproven peer amplifies; an OACK or ACK is no larger than the
+        // request that caused it.
+        let amplifies = !self.verified
+            && self.phase == Phase::Transferring
+            && self.direction == Direction::Send;
+        let limit =
+            if amplifies { self.config.unverified_retries() } else { self.config.max_retries() };
         if self.retries > limit {
             let error = TransferError::TimedOut { retries: self.retries - 1 };
             // A peer that never answered may not exist (a spoofed request): stay silent.

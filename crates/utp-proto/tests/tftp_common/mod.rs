@@ -77,8 +77,10 @@ pub struct Net {
     pub ignore_options: bool,
     /// Datagrams the machines sent to addresses other than the client and the server.
     pub to_strangers: Vec<(SocketAddr, Vec<u8>)>,
-    /// Datagrams sent by the server host, by (source port, bytes), when recording.
-    pub server_sent: Vec<(u16, Vec<u8>)>,
+    /// Datagrams sent by the server host, by (time, source port, bytes), when recording.
+    pub server_sent: Vec<(Instant, u16, Vec<u8>)>,
+    /// Datagrams sent by the client, by (time, bytes), when recording.
+    pub client_sent: Vec<(Instant, Vec<u8>)>,
     pub record: bool,
     buf: Vec<u8>,
     rx: Vec<u8>,
@@ -130,6 +132,7 @@ impl Net {
             ignore_options: false,
             to_strangers: Vec::new(),
             server_sent: Vec::new(),
+            client_sent: Vec::new(),
             record: false,
             buf: Vec::new(),
             rx: Vec::new(),
@@ -175,6 +178,9 @@ impl Net {
             while let Some(t) = self.client.poll_transmit(self.now, &mut self.buf) {
                 any = true;
                 let data = self.buf[..t.size].to_vec();
+                if self.record {
+                    self.client_sent.push((self.now, data.clone()));
+                }
                 if t.destination.ip() == SERVER_IP {
                     let framed = frame(CLIENT.port(), t.destination.port(), &data);
                     self.up.send(self.now, &framed);
@@ -204,7 +210,7 @@ impl Net {
 
     fn server_out(&mut self, port: u16, to: SocketAddr, data: Vec<u8>) {
         if self.record {
-            self.server_sent.push((port, data.clone()));
+            self.server_sent.push((self.now, port, data.clone()));
         }
         if to.ip() == CLIENT_IP {
             let framed = frame(port, to.port(), &data);
