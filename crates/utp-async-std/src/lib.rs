@@ -3,6 +3,8 @@
 //! async-std's task spawner. [`UtpStream`](utp_driver::UtpStream) already implements the
 //! `futures-io` traits async-std uses, so no stream wrapper is needed.
 //!
+//! [`tftp`] runs TFTP servers and clients (`get`, `put`) on async-std.
+//!
 //! **async-std is discontinued upstream** ([RUSTSEC-2025-0052]): prefer `utp-smol`, which
 //! runs on the same reactor. This crate stays for applications that cannot move yet.
 //!
@@ -31,6 +33,8 @@
 //! })
 //! # }
 //! ```
+
+pub mod tftp;
 
 use std::future::Future;
 use std::io;

@@ -8,6 +8,7 @@ mod decode;
 mod recv;
 mod relay;
 mod send;
+mod tftp;
 mod transfer;
 
 /// uTP, rudp and TFTP over UDP, built on the sans-IO utp-proto state machines.
@@ -29,6 +30,8 @@ enum Command {
     Send(send::Args),
     /// Receive uTP streams into a file (or standard output).
     Recv(recv::Args),
+    /// TFTP: serve a directory, or get and put files.
+    Tftp(tftp::Args),
 }
 
 /// Why a subcommand failed, which decides the exit status.
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Relay(args) => relay::run(&args),
         Command::Send(args) => send::run(&args),
         Command::Recv(args) => recv::run(&args),
+        Command::Tftp(args) => tftp::run(&args),
     };
     let (message, status) = match result {
         Ok(()) => return ExitCode::SUCCESS,

@@ -359,3 +359,30 @@ fn pending_requests_are_bounded() {
     assert_eq!(std::iter::from_fn(|| server.poll_event()).count(), 3);
     assert_eq!(server.stats().requests_dropped, 7);
 }
+
+#[test]
+fn an_upload_different_from_its_tsize_is_refused_not_acknowledged() {
+    let config = Arc::new(Config::default());
+    let mut server = Server::new(config.clone());
+    let options = Options::from_pairs(&[("tsize", "100")]).unwrap();
+    let request = emit(Packet::WriteRequest(utp_proto::wire::tftp::Request {
+        filename: b"up",
+        mode: Mode::Octet,
+        options,
+    }));
+    let now = Instant::ZERO;
+    server.handle_datagram(now, CLIENT, &request);
+    let mut transfer = server.poll_event().unwrap().accept(config, None, now);
+    assert!(matches!(Packet::parse(&drain(&mut transfer, now)[0].1), Ok(Packet::OptionAck(_))));
+    transfer.handle_datagram(now, CLIENT, &emit(Packet::Data { block: 1, data: &[1; 200] }));
+    let out = drain(&mut transfer, now);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(
+        matches!(Packet::parse(&out[0].1), Ok(Packet::Error { code: ErrorCode::NotDefined, .. })),
+        "an ERROR, not the final ACK: {out:?}"
+    );
+    assert_eq!(
+        transfer.error(),
+        Some(&TransferError::SizeMismatch { announced: 100, received: 200 })
+    );
+}

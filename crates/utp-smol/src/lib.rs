@@ -3,6 +3,8 @@
 //! executor. [`UtpStream`](utp_driver::UtpStream) already implements the `futures-io`
 //! traits smol uses, so no stream wrapper is needed.
 //!
+//! [`tftp`] runs TFTP servers and clients (`get`, `put`) on smol.
+//!
 //! ```no_run
 //! # fn main() -> std::io::Result<()> {
 //! use smol::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,6 +32,8 @@
 //! Driver tasks run on smol's global executor (`smol::spawn`), which runs on its own
 //! background thread(s) (`SMOL_THREADS`, default 1), so sockets work inside and outside
 //! `smol::block_on`.
+
+pub mod tftp;
 
 use std::future::Future;
 use std::io;

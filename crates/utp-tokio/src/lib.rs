@@ -2,6 +2,8 @@
 //! [`Runtime`] with tokio's timer, spawner and UDP socket, and [`TokioStream`] gives a
 //! [`UtpStream`] tokio's `AsyncRead` / `AsyncWrite`.
 //!
+//! [`tftp`] runs TFTP servers and clients (`get`, `put`) on tokio.
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,6 +23,8 @@
 //! stream.into_inner().close().await
 //! # }
 //! ```
+
+pub mod tftp;
 
 use std::future::Future;
 use std::io;

@@ -32,6 +32,14 @@
 //! | [`sequential_streams`] | 50 streams one after another on the same sockets |
 //! | [`channel_transport`] | the driver over a user-supplied [`Transport`](crate::Transport) |
 //! | [`connection_limit`] | the 6th connect at `max_connections = 5` is `QuotaExceeded` |
+//! | [`tftp_round_trips`] | TFTP `get` and `put` of 0 B, 512 B and 1 MiB, with and without options |
+//! | [`tftp_path_escape_refused`] | `../x` is ERROR 2 both ways, nothing outside the root changes |
+//! | [`tftp_writes_disabled`] | an upload to a read-only server is ERROR 2 and creates nothing |
+//! | [`tftp_overwrite_denied`] | create-only: replacing is ERROR 6, the file is untouched |
+//! | [`tftp_upload_over_cap`] | `max_upload` by `tsize` and while receiving: ERROR 3, nothing left |
+//! | [`tftp_busy`] | at `max_transfers`, ERROR 0 "server busy"; served again once the slot frees |
+//! | [`tftp_stranger_gets_error_5`] | a stranger at a transfer's port gets ERROR 5; the transfer completes |
+//! | [`tftp_client_falls_back`] | `get` / `put` against a server that ignores options: 512-byte lockstep |
 //!
 //! \* Generated as an ignored test for now: the engine forgets a connection ended by a
 //! RESET or a timeout before the driver can take its unread bytes, so they are lost.
@@ -46,6 +54,7 @@ mod handshake;
 mod harness;
 mod pattern;
 mod relay;
+mod tftp;
 mod transfer;
 
 pub use close::{
@@ -55,6 +64,10 @@ pub use failure::{connection_limit, idle_peer_vanishes, peer_vanishes};
 pub use handshake::{
     acceptor_sends_first, connect_accept, portal_accept_before_syn, portal_accept_times_out,
     portal_syn_before_accept,
+};
+pub use tftp::{
+    tftp_busy, tftp_client_falls_back, tftp_overwrite_denied, tftp_path_escape_refused,
+    tftp_round_trips, tftp_stranger_gets_error_5, tftp_upload_over_cap, tftp_writes_disabled,
 };
 pub use transfer::{
     backpressure, channel_transport, concurrent_streams, sequential_streams, transfer_to_acceptor,
@@ -118,6 +131,14 @@ macro_rules! conformance_tests {
             sequential_streams,
             channel_transport,
             connection_limit,
+            tftp_round_trips,
+            tftp_path_escape_refused,
+            tftp_writes_disabled,
+            tftp_overwrite_denied,
+            tftp_upload_over_cap,
+            tftp_busy,
+            tftp_stranger_gets_error_5,
+            tftp_client_falls_back,
         );
     };
 }

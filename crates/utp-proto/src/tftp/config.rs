@@ -99,7 +99,7 @@ settings! {
     /// kept for retransmission on top of this). Default 1 MiB.
     send_buffer / set_send_buffer: usize, "at least 1", |v| *v >= 1;
     /// Bytes received and not yet read that the receiving side holds; a block that does not
-    /// fit is dropped and fetched again once the application reads. At least one window is
+    /// fit is dropped and fetched again once the application reads. At least two windows are
     /// always accepted. Default 1 MiB.
     recv_buffer / set_recv_buffer: usize, "at least 1", |v| *v >= 1;
     /// The largest `blksize` a server grants (a larger request is lowered to it, RFC 2348).

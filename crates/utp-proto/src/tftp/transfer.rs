@@ -471,8 +471,9 @@ impl Transfer {
     }
 
     fn recv_room(&self) -> usize {
+        // Two windows at least, so that a pause of the reader does not drop a whole window.
         let window = usize::from(self.negotiated.windowsize) * usize::from(self.negotiated.blksize);
-        self.config.recv_buffer().max(window).saturating_sub(self.recv_buf.len())
+        self.config.recv_buffer().max(2 * window).saturating_sub(self.recv_buf.len())
     }
 
     fn fail(&mut self, error: TransferError, notify: Option<(ErrorCode, String)>) {
@@ -763,17 +764,26 @@ impl Transfer {
             self.received += tail.len() as u64;
             self.recv_buf.extend(&tail);
         }
-        self.send_ack();
         match self.negotiated.tsize {
             Some(announced) if self.mode == Mode::Octet && announced != self.received => {
-                let error = TransferError::SizeMismatch { announced, received: self.received };
-                self.fail(error, None);
-                // The sender did its part: it still gets its acknowledgement.
-                self.ack_due = Some(self.expected - 1);
+                let received = self.received;
+                let error = TransferError::SizeMismatch { announced, received };
+                if self.role == Role::Server {
+                    // An upload that is not what was announced is not stored: the client must
+                    // not take a final ACK for success.
+                    let message =
+                        alloc::format!("received {received} bytes but tsize announced {announced}");
+                    self.fail(error, Some((ErrorCode::NotDefined, message)));
+                } else {
+                    // The server sent what it had: it still gets its acknowledgement.
+                    self.fail(error, None);
+                    self.send_ack();
+                }
                 return;
             }
             _ => {}
         }
+        self.send_ack();
         self.complete = true;
         self.events.push_back(Event::Complete);
         if self.config.dally().is_zero() {
