@@ -194,14 +194,14 @@ fn json(line: &str) -> Option<serde_json::Value> {
     serde_json::from_str(line.trim()).ok()
 }
 
-/// A receiver process whose stdout and stderr lines arrive on one channel.
-struct Receiver {
+/// A receiver (or server) process whose stdout and stderr lines arrive on one channel.
+pub(crate) struct Receiver {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
 }
 
-fn spawn(command: &mut Command) -> Result<Receiver, String> {
+pub(crate) fn spawn(command: &mut Command) -> Result<Receiver, String> {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -224,7 +224,7 @@ fn spawn(command: &mut Command) -> Result<Receiver, String> {
 }
 
 impl Receiver {
-    fn wait_for<T>(
+    pub(crate) fn wait_for<T>(
         &mut self,
         limit: Duration,
         mut pick: impl FnMut(&str) -> Option<T>,
@@ -267,14 +267,14 @@ impl Drop for Receiver {
     }
 }
 
-fn median(values: impl Iterator<Item = f64>) -> f64 {
+pub(crate) fn median(values: impl Iterator<Item = f64>) -> f64 {
     let mut v: Vec<f64> = values.collect();
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// A file of `bytes` pseudo-random bytes (xorshift64), so nothing compresses or dedups.
-fn write_file(path: &Path, bytes: u64) -> Result<(), String> {
+pub(crate) fn write_file(path: &Path, bytes: u64) -> Result<(), String> {
     let mut file = std::io::BufWriter::new(
         std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?,
     );

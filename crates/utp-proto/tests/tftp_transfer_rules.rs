@@ -386,3 +386,15 @@ fn an_upload_different_from_its_tsize_is_refused_not_acknowledged() {
         Some(&TransferError::SizeMismatch { announced: 100, received: 200 })
     );
 }
+
+#[test]
+fn a_netascii_request_does_not_ask_for_tsize() {
+    let config = Arc::new(Config::default());
+    let options = OptionRequest { blksize: Some(1428), tsize: Some(0), ..OptionRequest::NONE };
+    let mut client =
+        Transfer::client_read(config, SERVER, "f", Mode::Netascii, options, Instant::ZERO).unwrap();
+    let request = drain(&mut client, Instant::ZERO);
+    let Ok(Packet::ReadRequest(request)) = Packet::parse(&request[0].1) else { panic!() };
+    assert_eq!(request.options.get("blksize"), Some("1428"));
+    assert_eq!(request.options.get("tsize"), None);
+}

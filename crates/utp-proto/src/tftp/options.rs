@@ -161,7 +161,9 @@ impl Grant {
                 // netascii sizes count converted bytes, which a server does not know without
                 // reading the whole file: it leaves tsize out rather than give a wrong one.
                 if read && value == 0 && mode == Mode::Octet {
-                    if let Some(size) = size {
+                    // An empty file's `tsize 0` is left out: curl refuses an OACK that says
+                    // `tsize 0` (it reads it as "no size"), and a client loses nothing.
+                    if let Some(size) = size.filter(|size| *size > 0) {
                         negotiated.tsize = Some(size);
                         granted.push(Granted::Tsize);
                     }
@@ -303,6 +305,7 @@ mod tests {
         let g = grant(&[("tsize", "0")], true, Some(1234));
         assert_eq!(g.pairs(), [(OPTION_TSIZE, String::from("1234"))]);
         assert!(grant(&[("tsize", "0")], true, None).granted.is_empty());
+        assert!(grant(&[("tsize", "0")], true, Some(0)).granted.is_empty(), "curl refuses 0");
         let g = grant(&[("tsize", "99")], false, None);
         assert_eq!(g.negotiated.tsize, Some(99));
     }

@@ -161,7 +161,8 @@ impl Transfer {
     ///
     /// The request goes out on the first [`poll_transmit`](Machine::poll_transmit). A `tsize`
     /// option asks for the size; once known it is in [`negotiated`](Self::negotiated), and a
-    /// different number of bytes received fails the transfer in octet mode.
+    /// different number of bytes received fails the transfer. In netascii mode `tsize` is
+    /// left out of the request: a converted size is not something servers give.
     ///
     /// # Errors
     ///
@@ -210,6 +211,12 @@ impl Transfer {
             return Err(RequestError::MailMode);
         }
         let read = direction == Direction::Receive;
+        let mut options = options;
+        if mode == Mode::Netascii {
+            // A netascii size counts converted bytes: servers refuse the option (tftpd-hpa
+            // answers ERROR 8) or cannot know it, so it is not asked for.
+            options.tsize = None;
+        }
         let pairs = options.pairs(read);
         let refs: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (*n, v.as_str())).collect();
         let options_view = Options::from_pairs(&refs).map_err(|_| RequestError::Filename)?;
