@@ -10,13 +10,19 @@ use alloc::vec::Vec;
 use crate::wire::utp::{Extension, HEADER_LEN, Packet, emit};
 
 mod endpoint_pair;
+mod tftp_packet;
+mod tftp_transfer;
 
 /// A fuzz entry point: takes the fuzzer's bytes, panics only on a bug.
 pub type Target = fn(&[u8]);
 
 /// Every fuzz entry point, by the name of its fuzz target and corpus directory.
-pub const TARGETS: &[(&str, Target)] =
-    &[("utp_packet", utp_packet), ("utp_endpoint", utp_endpoint)];
+pub const TARGETS: &[(&str, Target)] = &[
+    ("utp_packet", utp_packet),
+    ("utp_endpoint", utp_endpoint),
+    ("tftp_packet", tftp_packet),
+    ("tftp_transfer", tftp_transfer),
+];
 
 /// Parses `data` as a uTP packet; when it parses, checks every accessor, re-emits it and
 /// checks that the bytes are identical and parse to the same packet.
@@ -66,4 +72,34 @@ pub fn utp_packet(data: &[u8]) {
 /// are not a prefix of what its writer wrote.
 pub fn utp_endpoint(data: &[u8]) {
     endpoint_pair::run(data);
+}
+
+/// Parses `data` as a TFTP packet; when it parses, re-emits it and checks the round trip, the
+/// option helpers, the filename's confinement (`tftp::path`) and the netascii conversion of
+/// a DATA payload.
+///
+/// Every invariant checked is described in `src/fuzzing/tftp_packet.rs`.
+///
+/// # Panics
+///
+/// When the codec or a helper breaks one of its promises.
+pub fn tftp_packet(data: &[u8]) {
+    tftp_packet::run(data);
+}
+
+/// Runs one TFTP transfer (a client's read or write, or a server's through `Server` and
+/// `Incoming::accept`) against a peer, a clock and an application that `data` plays:
+/// well-formed or raw datagrams from the peer or from strangers, time advances, writes,
+/// reads, `finish` and `abort`.
+///
+/// The input format and every invariant checked are described in
+/// `src/fuzzing/tftp_transfer.rs`.
+///
+/// # Panics
+///
+/// When the transfer panics or breaks a promise: `poll_transmit` that never runs dry, a
+/// datagram that does not parse or goes to the wrong address, a busy or missing timer, events
+/// out of order, DATA that is not what was written, or reads that are not what arrived.
+pub fn tftp_transfer(data: &[u8]) {
+    tftp_transfer::run(data);
 }

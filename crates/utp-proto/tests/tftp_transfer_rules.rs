@@ -398,3 +398,44 @@ fn a_netascii_request_does_not_ask_for_tsize() {
     assert_eq!(request.options.get("blksize"), Some("1428"));
     assert_eq!(request.options.get("tsize"), None);
 }
+
+#[test]
+fn an_error_while_dallying_ends_the_dally_without_a_failure() {
+    for abort in [false, true] {
+        let config = Arc::new(Config::default());
+        let now = Instant::ZERO;
+        let mut client =
+            Transfer::client_read(config, SERVER, "f", Mode::Octet, OptionRequest::NONE, now)
+                .unwrap();
+        drain(&mut client, now);
+        let tid = SocketAddr::new(SERVER_IP, 40_000);
+        client.handle_datagram(now, tid, &emit(Packet::Data { block: 1, data: b"x" }));
+        drain(&mut client, now);
+        if abort {
+            client.abort(ErrorCode::NotDefined, "bye");
+        } else {
+            let error = emit(Packet::Error { code: ErrorCode::NotDefined, message: b"gave up" });
+            client.handle_datagram(now, tid, &error);
+        }
+        assert!(drain(&mut client, now).is_empty(), "nothing is sent (abort {abort})");
+        assert!(client.is_closed() && client.is_complete() && client.error().is_none());
+        let events = events(&mut client);
+        assert!(events.contains(&Event::Complete));
+        assert!(!events.iter().any(|e| matches!(e, Event::Failed(_))), "{events:?}");
+    }
+}
+
+#[test]
+fn windowsize_is_limited_to_half_the_block_number_space() {
+    let options = OptionRequest { windowsize: Some(40_000), ..OptionRequest::NONE };
+    let result = Transfer::client_read(
+        Arc::new(Config::default()),
+        SERVER,
+        "f",
+        Mode::Octet,
+        options,
+        Instant::ZERO,
+    );
+    let error = result.err().expect("refused").to_string();
+    assert_eq!(error, "windowsize must be between 1 and 32768 blocks, got 40000");
+}

@@ -19,6 +19,8 @@ pub enum Event {
     /// [`is_closed`](super::Transfer::is_closed).
     Complete,
     /// The transfer failed; it sends nothing more except, at most, the ERROR that told the
-    /// peer.
+    /// peer, or (a client whose download differs from its `tsize`) the final ACK the server
+    /// is owed. Never follows [`Complete`](Self::Complete): an ERROR or an abort while the
+    /// receiver dallies only ends the dally.
     Failed(TransferError),
 }

@@ -28,7 +28,7 @@ mod transfer;
 pub use config::{Config, Rollover};
 pub use error::TransferError;
 pub use event::Event;
-pub use options::{Name, Negotiated, OackError, OptionRequest, OptionRequestError};
+pub use options::{MAX_WINDOWSIZE, Name, Negotiated, OackError, OptionRequest, OptionRequestError};
 pub use server::{Incoming, Server};
 pub use stats::{ServerStats, TransferStats};
 pub use transfer::{Direction, RequestError, Role, Transfer};

@@ -12,12 +12,18 @@ use crate::wire::tftp::{
     OPTION_WINDOWSIZE, Options, parse_decimal,
 };
 
+/// The largest `windowsize` this engine uses: half the 16-bit block-number space, so that an
+/// acknowledgement maps to exactly one block across the wrap.
+pub const MAX_WINDOWSIZE: u16 = 32768;
+
 /// The options a client puts in its request. `None` leaves an option out.
 #[derive(Clone, Copy, Debug, Default, Eq, Hash, PartialEq)]
 pub struct OptionRequest {
     /// `blksize` (RFC 2348): 8 to 65464 bytes per block.
     pub blksize: Option<u16>,
-    /// `windowsize` (RFC 7440): 1 to 65535 blocks per acknowledgement.
+    /// `windowsize` (RFC 7440): 1 to [`MAX_WINDOWSIZE`] (32768) blocks per acknowledgement.
+    /// RFC 7440 allows up to 65535, but a window over half the block-number space could not
+    /// tell a new acknowledgement from an old one after the wrap.
     pub windowsize: Option<u16>,
     /// `timeout` (RFC 2349): 1 to 255 seconds, the retransmission timeout both sides use.
     pub timeout: Option<u8>,
@@ -46,8 +52,10 @@ impl OptionRequest {
                 return Err(OptionRequestError::Blksize(blksize));
             }
         }
-        if self.windowsize == Some(0) {
-            return Err(OptionRequestError::Windowsize);
+        if let Some(windowsize) = self.windowsize {
+            if !(1..=MAX_WINDOWSIZE).contains(&windowsize) {
+                return Err(OptionRequestError::Windowsize(windowsize));
+            }
         }
         if self.timeout == Some(0) {
             return Err(OptionRequestError::Timeout);
@@ -81,9 +89,9 @@ pub enum OptionRequestError {
     /// `blksize` outside 8-65464.
     #[error("blksize must be between 8 and 65464 bytes, got {0}")]
     Blksize(u16),
-    /// `windowsize` 0.
-    #[error("windowsize must be between 1 and 65535 blocks, got 0")]
-    Windowsize,
+    /// `windowsize` outside 1-32768.
+    #[error("windowsize must be between 1 and 32768 blocks, got {0}")]
+    Windowsize(u16),
     /// `timeout` 0.
     #[error("timeout must be between 1 and 255 seconds, got 0")]
     Timeout,

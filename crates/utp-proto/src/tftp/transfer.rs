@@ -463,9 +463,15 @@ impl Transfer {
     }
 
     /// Ends the transfer, telling the peer with ERROR `code` and `message` (a NUL in it is
-    /// replaced). Does nothing once the transfer is over.
+    /// replaced). Does nothing once the transfer is over; once it is complete (a receiver
+    /// dallying) it only stops dallying, sends nothing and reports no failure.
     pub fn abort(&mut self, code: ErrorCode, message: &str) {
         if self.phase == Phase::Closed {
+            return;
+        }
+        if self.complete {
+            // Dallying: everything arrived and was acknowledged; just stop answering.
+            self.close_quietly();
             return;
         }
         let message = sanitize(message);
@@ -481,6 +487,12 @@ impl Transfer {
         // Two windows at least, so that a pause of the reader does not drop a whole window.
         let window = usize::from(self.negotiated.windowsize) * usize::from(self.negotiated.blksize);
         self.config.recv_buffer().max(2 * window).saturating_sub(self.recv_buf.len())
+    }
+
+    /// Ends a complete transfer's dally: no event, nothing more to send.
+    fn close_quietly(&mut self) {
+        self.phase = Phase::Closed;
+        self.timer = None;
     }
 
     fn fail(&mut self, error: TransferError, notify: Option<(ErrorCode, String)>) {
@@ -537,7 +549,10 @@ impl Transfer {
 
     fn on_packet(&mut self, now: Instant, packet: Packet<'_>) {
         if let Packet::Error { code, message } = packet {
-            if self.phase != Phase::Closed {
+            if self.complete {
+                // A sender that missed our final ACK and gave up: the data is all here.
+                self.close_quietly();
+            } else if self.phase != Phase::Closed {
                 let message = String::from_utf8_lossy(message);
                 self.fail(TransferError::Peer { code, message: sanitize(&message) }, None);
             }

@@ -695,13 +695,10 @@ impl TftpOption<'_> {
 ///
 /// [`OptionValueError::NotDecimal`] or [`OptionValueError::TooLarge`].
 pub fn parse_decimal(value: &str) -> Result<u64, OptionValueError> {
-    if value.is_empty() {
+    if value.is_empty() || !value.bytes().all(|byte| byte.is_ascii_digit()) {
         return Err(OptionValueError::NotDecimal);
     }
     value.bytes().try_fold(0u64, |acc, byte| {
-        if !byte.is_ascii_digit() {
-            return Err(OptionValueError::NotDecimal);
-        }
         acc.checked_mul(10)
             .and_then(|acc| acc.checked_add(u64::from(byte - b'0')))
             .ok_or(OptionValueError::TooLarge)
