@@ -436,6 +436,6 @@ fn windowsize_is_limited_to_half_the_block_number_space() {
         options,
         Instant::ZERO,
     );
-    let error = result.err().expect("refused").to_string();
+    let error = result.expect_err("refused").to_string();
     assert_eq!(error, "windowsize must be between 1 and 32768 blocks, got 40000");
 }
