@@ -30,7 +30,7 @@
 //! ```
 
 use std::future::Future;
-use std::io;
+use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -38,7 +38,10 @@ use std::time::Instant;
 
 use ::async_io::{Async, Timer};
 
-use crate::runtime::{AsyncTimer, AsyncUdpSocket};
+use crate::runtime::{
+    AsyncTimer, AsyncUdpSocket, RecvMeta, poll_recv_batch_singly, poll_send_segments_singly,
+};
+use crate::udp_batch::UdpBatch;
 
 /// An [`AsyncTimer`] on `async-io`'s reactor.
 #[derive(Debug)]
@@ -70,10 +73,15 @@ impl AsyncTimer for AsyncIoTimer {
     }
 }
 
-/// An [`AsyncUdpSocket`] on `async-io`'s reactor: non-blocking `send_to` / `recv_from`
-/// on the socket, waiting for the reactor's readiness whenever they would block.
+/// An [`AsyncUdpSocket`] on `async-io`'s reactor: non-blocking sends and receives on the
+/// socket, waiting for the reactor's readiness whenever they would block. On Linux,
+/// batches go through [`UdpBatch`] (segmentation offload, `recvmmsg`, receive offload).
 #[derive(Debug)]
-pub struct AsyncIoUdpSocket(Async<std::net::UdpSocket>);
+pub struct AsyncIoUdpSocket {
+    io: Async<std::net::UdpSocket>,
+    /// `None` where batching is unsupported: one datagram per system call.
+    batch: Option<UdpBatch>,
+}
 
 impl AsyncIoUdpSocket {
     /// Registers `socket` with the reactor (which makes it non-blocking).
@@ -82,7 +90,42 @@ impl AsyncIoUdpSocket {
     ///
     /// The reactor could not register the socket.
     pub fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
-        Ok(Self(Async::new(socket)?))
+        let batch = UdpBatch::new(&socket)
+            .inspect_err(|e| tracing::debug!(error = %e, "UDP without batching"))
+            .ok();
+        Ok(Self { io: Async::new(socket)?, batch })
+    }
+
+    /// Runs `op` until it does not block, waiting for readability in between.
+    fn poll_read<T>(
+        &self,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut(&std::net::UdpSocket) -> io::Result<T>,
+    ) -> Poll<io::Result<T>> {
+        loop {
+            match op(self.io.get_ref()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.io.poll_readable(cx))?;
+                }
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    /// Runs `op` until it does not block, waiting for writability in between.
+    fn poll_write<T>(
+        &self,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut(&std::net::UdpSocket) -> io::Result<T>,
+    ) -> Poll<io::Result<T>> {
+        loop {
+            match op(self.io.get_ref()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.io.poll_writable(cx))?;
+                }
+                result => return Poll::Ready(result),
+            }
+        }
     }
 }
 
@@ -93,14 +136,7 @@ impl AsyncUdpSocket for AsyncIoUdpSocket {
         buf: &[u8],
         target: SocketAddr,
     ) -> Poll<io::Result<usize>> {
-        loop {
-            match self.0.get_ref().send_to(buf, target) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ready!(self.0.poll_writable(cx))?;
-                }
-                result => return Poll::Ready(result),
-            }
-        }
+        self.poll_write(cx, |socket| socket.send_to(buf, target))
     }
 
     fn poll_recv_from(
@@ -108,17 +144,43 @@ impl AsyncUdpSocket for AsyncIoUdpSocket {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<(usize, SocketAddr)>> {
-        loop {
-            match self.0.get_ref().recv_from(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ready!(self.0.poll_readable(cx))?;
-                }
-                result => return Poll::Ready(result),
-            }
+        match &self.batch {
+            // A socket with receive offload may hand several datagrams to one read.
+            Some(batch) => self.poll_read(cx, |socket| batch.try_recv_from(socket, buf)),
+            None => self.poll_read(cx, |socket| socket.recv_from(buf)),
         }
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.get_ref().local_addr()
+        self.io.get_ref().local_addr()
+    }
+
+    fn max_gso_segments(&self) -> usize {
+        self.batch.as_ref().map_or(1, UdpBatch::max_gso_segments)
+    }
+
+    fn poll_send_segments(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        segment_size: usize,
+        target: SocketAddr,
+    ) -> Poll<io::Result<usize>> {
+        let Some(batch) = &self.batch else {
+            return poll_send_segments_singly(self, cx, buf, segment_size, target);
+        };
+        self.poll_write(cx, |socket| batch.try_send_segments(socket, buf, segment_size, target))
+    }
+
+    fn poll_recv_batch(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
+        let Some(batch) = &self.batch else {
+            return poll_recv_batch_singly(self, cx, bufs, meta);
+        };
+        self.poll_read(cx, |socket| batch.try_recv_batch(socket, bufs, meta))
     }
 }

@@ -34,13 +34,18 @@ mod stream;
 pub mod testing;
 pub mod tftp;
 mod transport;
+mod udp_batch;
 
 pub use config::{DEFAULT_SOCKET_BUFFER, SocketConfig};
 pub use driver::DriverStats;
 pub use error::Error;
-pub use runtime::{AsyncTimer, AsyncUdpSocket, Runtime};
+pub use runtime::{
+    AsyncTimer, AsyncUdpSocket, RecvMeta, Runtime, poll_recv_batch_singly,
+    poll_send_segments_singly,
+};
 pub use socket::UtpSocket;
 pub use socket_buffers::SocketBuffers;
 pub use stream::UtpStream;
 pub use transport::{PeerAddr, Transport, UdpTransport};
+pub use udp_batch::UdpBatch;
 pub use utp_proto;

@@ -126,6 +126,8 @@ fn a_client_locks_onto_the_first_answering_port_and_refuses_others() {
     // Another host entirely, even before locking, is refused too.
     assert_eq!(client.peer(), tid);
     client.handle_datagram(now, tid, &emit(Packet::Data { block: 2, data: &[2; 3] }));
+    assert!(!client.is_complete(), "not before the final ACK leaves");
+    assert_eq!(drain(&mut client, now), vec![(tid, emit(Packet::Ack { block: 2 }))]);
     assert!(client.is_complete());
 }
 
@@ -438,4 +440,27 @@ fn windowsize_is_limited_to_half_the_block_number_space() {
     );
     let error = result.expect_err("refused").to_string();
     assert_eq!(error, "windowsize must be between 1 and 32768 blocks, got 40000");
+}
+
+#[test]
+fn a_receiver_can_refuse_the_last_block_before_its_ack_leaves() {
+    // A server whose upload cap the last block passes: the client gets ERROR 3, not an ACK.
+    let config = Arc::new(Config::default());
+    let mut server = Server::new(config.clone());
+    let now = Instant::ZERO;
+    server.handle_datagram(now, CLIENT, b"\x00\x02up\0octet\0");
+    let mut transfer = server.poll_event().unwrap().accept(config, None, now);
+    assert_eq!(drain(&mut transfer, now), vec![(CLIENT, emit(Packet::Ack { block: 0 }))]);
+    transfer.handle_datagram(now, CLIENT, &emit(Packet::Data { block: 1, data: &[1; 100] }));
+    assert!(!transfer.is_complete());
+    transfer.abort(ErrorCode::DiskFull, "over the cap");
+    let out = drain(&mut transfer, now);
+    assert_eq!(out.len(), 1);
+    assert!(matches!(
+        Packet::parse(&out[0].1),
+        Ok(Packet::Error { code: ErrorCode::DiskFull, .. })
+    ));
+    let events = events(&mut transfer);
+    assert!(!events.contains(&Event::Complete), "{events:?}");
+    assert!(matches!(transfer.error(), Some(TransferError::Aborted { .. })));
 }

@@ -27,17 +27,18 @@
 pub mod tftp;
 
 use std::future::Future;
-use std::io;
+use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use tokio::io::ReadBuf;
+use tokio::io::{Interest, ReadBuf};
 pub use utp_driver;
 use utp_driver::{
-    AsyncTimer, AsyncUdpSocket, PeerAddr, Runtime, SocketConfig, UtpSocket, UtpStream,
+    AsyncTimer, AsyncUdpSocket, PeerAddr, RecvMeta, Runtime, SocketConfig, UdpBatch, UtpSocket,
+    UtpStream, poll_recv_batch_singly, poll_send_segments_singly,
 };
 
 /// The driver's [`Runtime`] on tokio. Needs a tokio runtime with the time and IO drivers
@@ -56,7 +57,10 @@ impl Runtime for TokioRuntime {
 
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Box<dyn AsyncUdpSocket>> {
         socket.set_nonblocking(true)?;
-        Ok(Box::new(Udp(tokio::net::UdpSocket::from_std(socket)?)))
+        let batch = UdpBatch::new(&socket)
+            .inspect_err(|e| tracing::debug!(error = %e, "UDP without batching"))
+            .ok();
+        Ok(Box::new(Udp { io: tokio::net::UdpSocket::from_std(socket)?, batch }))
     }
 }
 
@@ -91,8 +95,32 @@ impl AsyncTimer for Timer {
     }
 }
 
+/// tokio's UDP socket; on Linux, batches and receives go through [`UdpBatch`] inside
+/// tokio's readiness loop (`poll_*_ready`, then `try_io`, which clears the readiness when
+/// the socket would block), as quinn's tokio runtime does.
 #[derive(Debug)]
-struct Udp(tokio::net::UdpSocket);
+struct Udp {
+    io: tokio::net::UdpSocket,
+    /// `None` where batching is unsupported: one datagram per system call.
+    batch: Option<UdpBatch>,
+}
+
+impl Udp {
+    /// Runs `op` once the socket is readable, until it does not block.
+    fn poll_read<T>(
+        &self,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut() -> io::Result<T>,
+    ) -> Poll<io::Result<T>> {
+        loop {
+            ready!(self.io.poll_recv_ready(cx))?;
+            match self.io.try_io(Interest::READABLE, &mut op) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+}
 
 impl AsyncUdpSocket for Udp {
     fn poll_send_to(
@@ -101,7 +129,7 @@ impl AsyncUdpSocket for Udp {
         buf: &[u8],
         target: SocketAddr,
     ) -> Poll<io::Result<usize>> {
-        self.0.poll_send_to(cx, buf, target)
+        self.io.poll_send_to(cx, buf, target)
     }
 
     fn poll_recv_from(
@@ -109,13 +137,60 @@ impl AsyncUdpSocket for Udp {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<(usize, SocketAddr)>> {
-        let mut buf = ReadBuf::new(buf);
-        let from = ready!(self.0.poll_recv_from(cx, &mut buf))?;
-        Poll::Ready(Ok((buf.filled().len(), from)))
+        match &self.batch {
+            // The rest of a coalesced receive is returned without waiting for readiness.
+            Some(batch) if batch.has_held() => Poll::Ready(batch.try_recv_from(&self.io, buf)),
+            // A socket with receive offload may hand several datagrams to one read.
+            Some(batch) => self.poll_read(cx, || batch.try_recv_from(&self.io, buf)),
+            None => {
+                let mut buf = ReadBuf::new(buf);
+                let from = ready!(self.io.poll_recv_from(cx, &mut buf))?;
+                Poll::Ready(Ok((buf.filled().len(), from)))
+            }
+        }
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
+        self.io.local_addr()
+    }
+
+    fn max_gso_segments(&self) -> usize {
+        self.batch.as_ref().map_or(1, UdpBatch::max_gso_segments)
+    }
+
+    fn poll_send_segments(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        segment_size: usize,
+        target: SocketAddr,
+    ) -> Poll<io::Result<usize>> {
+        let Some(batch) = &self.batch else {
+            return poll_send_segments_singly(self, cx, buf, segment_size, target);
+        };
+        loop {
+            ready!(self.io.poll_send_ready(cx))?;
+            let send = || batch.try_send_segments(&self.io, buf, segment_size, target);
+            match self.io.try_io(Interest::WRITABLE, send) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    fn poll_recv_batch(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
+        match &self.batch {
+            Some(batch) if batch.has_held() => {
+                Poll::Ready(batch.try_recv_batch(&self.io, bufs, meta))
+            }
+            Some(batch) => self.poll_read(cx, || batch.try_recv_batch(&self.io, bufs, meta)),
+            None => poll_recv_batch_singly(self, cx, bufs, meta),
+        }
     }
 }
 

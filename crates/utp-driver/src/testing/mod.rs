@@ -40,6 +40,7 @@
 //! | [`tftp_busy`] | at `max_transfers`, ERROR 0 "server busy"; served again once the slot frees |
 //! | [`tftp_stranger_gets_error_5`] | a stranger at a transfer's port gets ERROR 5; the transfer completes |
 //! | [`tftp_client_falls_back`] | `get` / `put` against a server that ignores options: 512-byte lockstep |
+//! | [`udp_batches`] | batched sends and receives (the runtime's and the defaults): every datagram once, in order, short last ones included |
 //!
 //! \* Generated as an ignored test for now: the engine forgets a connection ended by a
 //! RESET or a timeout before the driver can take its unread bytes, so they are lost.
@@ -47,6 +48,7 @@
 //! [`Runtime::spawn`]: crate::Runtime::spawn
 //! [`Runtime::new_timer`]: crate::Runtime::new_timer
 
+mod batch;
 pub mod channel;
 mod close;
 mod failure;
@@ -57,6 +59,7 @@ mod relay;
 mod tftp;
 mod transfer;
 
+pub use batch::udp_batches;
 pub use close::{
     drop_resets, graceful_close, half_close, read_after_close, read_after_reset, reset,
 };
@@ -139,6 +142,7 @@ macro_rules! conformance_tests {
             tftp_busy,
             tftp_stranger_gets_error_5,
             tftp_client_falls_back,
+            udp_batches,
         );
     };
 }

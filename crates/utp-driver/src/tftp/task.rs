@@ -10,10 +10,15 @@
 //! timer, move bytes between the file and the transfer (application commands), drain the
 //! transmits, drain the events, then sleep until the next datagram, the transfer's deadline
 //! or the end of a file operation.
+//!
+//! Socket I/O is batched: datagrams arrive several per receive
+//! ([`AsyncUdpSocket::poll_recv_batch`]), and consecutive transmits of one size to one
+//! destination (a window of DATA) leave together through
+//! [`AsyncUdpSocket::poll_send_segments`], in one system call with segmentation offload.
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
-use std::io::{self, Read, Write};
+use std::io::{self, IoSliceMut, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,13 +32,16 @@ use utp_proto::{Instant, Machine};
 
 use super::root::{RootError, Upload};
 use crate::config::DEFAULT_SOCKET_BUFFER;
-use crate::runtime::{AsyncTimer, AsyncUdpSocket, Runtime};
+use crate::runtime::{AsyncTimer, AsyncUdpSocket, RecvMeta, Runtime};
 use crate::socket_buffers;
+use crate::udp_batch::MAX_GSO_BYTES;
 
 /// Bytes per read from a source or write to a sink.
 pub(crate) const CHUNK: usize = 256 * 1024;
 /// Datagrams received per round before the rest of the loop runs.
 const RECV_BATCH: usize = 64;
+/// Buffers filled per receive call (each may hold several coalesced datagrams).
+const RECV_BUFFERS: usize = 8;
 /// Rounds per wake-up before the pump yields to other tasks.
 const ROUNDS: usize = 16;
 /// The largest datagram received (a DATA of the largest `blksize` is 65468 bytes).
@@ -518,10 +526,15 @@ pub(crate) struct Pump<F> {
     file: F,
     timer: Pin<Box<dyn AsyncTimer>>,
     timer_at: Option<std::time::Instant>,
+    /// [`RECV_BUFFERS`] receive buffers of [`MAX_DATAGRAM`] bytes each.
     recv_buf: Vec<u8>,
+    recv_meta: [RecvMeta; RECV_BUFFERS],
+    /// Where the transfer writes each transmit.
     send_buf: Vec<u8>,
-    /// A datagram in `send_buf` the socket could not take yet: where to, and its length.
-    pending: Option<(SocketAddr, usize)>,
+    /// The datagrams on their way out; what the socket could not take yet is retried first.
+    batch: Batch,
+    /// A transmit in `send_buf` that could not join `batch`: it starts the next one.
+    carry: Option<Outgoing>,
     /// When the transfer completed or failed.
     ended: Option<Duration>,
 }
@@ -543,9 +556,11 @@ impl<F: FileSide> Pump<F> {
             file,
             timer,
             timer_at: None,
-            recv_buf: vec![0; MAX_DATAGRAM],
+            recv_buf: vec![0; RECV_BUFFERS * MAX_DATAGRAM],
+            recv_meta: [RecvMeta::default(); RECV_BUFFERS],
             send_buf: Vec::with_capacity(MAX_DATAGRAM),
-            pending: None,
+            batch: Batch::default(),
+            carry: None,
             ended: None,
         }
     }
@@ -585,19 +600,7 @@ impl<F: FileSide> Pump<F> {
     ) -> Poll<()> {
         for _ in 0..ROUNDS {
             let now = self.clock.now();
-            let mut received = 0;
-            while received < RECV_BATCH {
-                match self.socket.poll_recv_from(cx, &mut self.recv_buf) {
-                    Poll::Ready(Ok((n, from))) => {
-                        let data = &self.recv_buf[..n.min(self.recv_buf.len())];
-                        self.transfer.handle_datagram(now, from, data);
-                    }
-                    // ICMP errors from earlier sends show up here on some systems.
-                    Poll::Ready(Err(e)) => tracing::debug!(error = %e, "receive failed"),
-                    Poll::Pending => break,
-                }
-                received += 1;
-            }
+            let drained = self.receive(cx, now);
             if self.transfer.poll_timeout().is_some_and(|t| t <= now) {
                 self.transfer.handle_timeout(now);
             }
@@ -613,7 +616,8 @@ impl<F: FileSide> Pump<F> {
                 *reported = Some(now_at);
                 progress(now_at.0, &self.transfer);
             }
-            if self.transfer.is_closed() && self.file.is_done() && self.pending.is_none() {
+            let sent = self.batch.is_empty() && self.carry.is_none();
+            if self.transfer.is_closed() && self.file.is_done() && sent {
                 return Poll::Ready(());
             }
             let at = match self.transfer.poll_timeout() {
@@ -628,7 +632,7 @@ impl<F: FileSide> Pump<F> {
             if fired {
                 self.timer_at = None;
             }
-            if !fired && received < RECV_BATCH {
+            if !fired && drained {
                 return Poll::Pending;
             }
         }
@@ -637,28 +641,198 @@ impl<F: FileSide> Pump<F> {
         Poll::Pending
     }
 
+    /// Receives up to [`RECV_BATCH`] datagrams and hands them to the transfer in order;
+    /// whether the socket had no more.
+    fn receive(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut received = 0;
+        while received < RECV_BATCH {
+            let mut slots = self.recv_buf.chunks_mut(MAX_DATAGRAM);
+            let mut bufs: [IoSliceMut<'_>; RECV_BUFFERS] =
+                std::array::from_fn(|_| IoSliceMut::new(slots.next().unwrap_or_default()));
+            match self.socket.poll_recv_batch(cx, &mut bufs, &mut self.recv_meta) {
+                Poll::Ready(Ok(filled)) => {
+                    let slots = self.recv_buf.chunks(MAX_DATAGRAM);
+                    for (meta, buf) in self.recv_meta.iter().take(filled).zip(slots) {
+                        for datagram in meta.datagrams(buf) {
+                            self.transfer.handle_datagram(now, meta.addr, datagram);
+                            received += 1;
+                        }
+                    }
+                    // A socket that claims success without a datagram still ends the round.
+                    received += usize::from(filled == 0);
+                }
+                // ICMP errors from earlier sends show up here on some systems.
+                Poll::Ready(Err(e)) => {
+                    tracing::debug!(error = %e, "receive failed");
+                    received += 1;
+                }
+                Poll::Pending => return true,
+            }
+        }
+        false
+    }
+
     /// Sends until the transfer has nothing more or the socket is full.
+    ///
+    /// Consecutive transmits to one destination are gathered into one batch of equally
+    /// sized datagrams (a shorter one may end it), up to the socket's
+    /// [`max_gso_segments`](AsyncUdpSocket::max_gso_segments), and the batch is sent with
+    /// one [`poll_send_segments`](AsyncUdpSocket::poll_send_segments).
     fn drain_transmits(&mut self, cx: &mut Context<'_>, now: Instant) {
         loop {
-            let (to, len) = match self.pending {
-                Some(pending) => pending,
+            if !self.batch.is_empty() {
+                let batch = &mut self.batch;
+                let rest = &batch.buf[batch.sent..];
+                match self.socket.poll_send_segments(cx, rest, batch.segment, batch.to) {
+                    Poll::Ready(Ok(n)) if n > 0 => batch.sent += n.min(rest.len()),
+                    Poll::Ready(Ok(_)) => {
+                        tracing::debug!(to = %batch.to, "socket sent nothing; batch dropped");
+                        batch.clear();
+                    }
+                    Poll::Ready(Err(e)) => {
+                        // The engine retransmits what matters.
+                        tracing::debug!(error = %e, to = %batch.to, "send failed; batch dropped");
+                        batch.clear();
+                    }
+                    Poll::Pending => return,
+                }
+                continue;
+            }
+            let first = match self.carry.take() {
+                Some(carry) => carry,
                 None => match self.transfer.poll_transmit(now, &mut self.send_buf) {
-                    Some(t) => (t.destination, t.size.min(self.send_buf.len())),
+                    Some(t) => Outgoing::new(&t, self.send_buf.len()),
                     None => return,
                 },
             };
-            match self.socket.poll_send_to(cx, &self.send_buf[..len], to) {
-                Poll::Ready(Ok(_)) => self.pending = None,
-                Poll::Ready(Err(e)) => {
-                    // The engine retransmits what matters.
-                    tracing::debug!(error = %e, %to, "send failed; datagram dropped");
-                    self.pending = None;
-                }
-                Poll::Pending => {
-                    self.pending = Some((to, len));
-                    return;
+            if first.len == 0 {
+                // UDP could carry it, but no engine of ours emits an empty datagram.
+                tracing::debug!(to = %first.to, "empty transmit skipped");
+                continue;
+            }
+            self.batch.start(&first, &self.send_buf[..first.len]);
+            let max_segments = self.socket.max_gso_segments();
+            while self.batch.has_room(max_segments) {
+                let Some(t) = self.transfer.poll_transmit(now, &mut self.send_buf) else { break };
+                let next = Outgoing::new(&t, self.send_buf.len());
+                if !self.batch.push(&next, &self.send_buf[..next.len]) {
+                    self.carry = Some(next);
+                    break;
                 }
             }
         }
+    }
+}
+
+/// A transmit as the pump batches it: where to, its length, and its datagram size (its
+/// length, unless the machine asked for segmentation itself).
+#[derive(Clone, Copy, Debug)]
+struct Outgoing {
+    to: SocketAddr,
+    len: usize,
+    segment: usize,
+}
+
+impl Outgoing {
+    /// `t`, whose bytes are the first `written` of the buffer it was polled into.
+    fn new(t: &utp_proto::Transmit<SocketAddr>, written: usize) -> Self {
+        let len = t.size.min(written);
+        let segment = t.segment_size.map_or(len, |s| s.clamp(1, len.max(1)));
+        Self { to: t.destination, len, segment }
+    }
+}
+
+/// Datagrams to one destination leaving together: `buf[sent..]` goes next, in datagrams of
+/// `segment` bytes (the last may be shorter).
+#[derive(Debug)]
+struct Batch {
+    buf: Vec<u8>,
+    sent: usize,
+    to: SocketAddr,
+    segment: usize,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        let to = (Ipv4Addr::UNSPECIFIED, 0).into();
+        Self { buf: Vec::with_capacity(MAX_GSO_BYTES), sent: 0, to, segment: 1 }
+    }
+}
+
+impl Batch {
+    /// Whether everything in it went.
+    fn is_empty(&self) -> bool {
+        self.sent >= self.buf.len()
+    }
+
+    /// Forgets what it holds.
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.sent = 0;
+    }
+
+    /// Starts a batch with `first`, whose bytes are `data`.
+    fn start(&mut self, first: &Outgoing, data: &[u8]) {
+        self.clear();
+        self.buf.extend_from_slice(data);
+        self.to = first.to;
+        self.segment = first.segment;
+    }
+
+    /// Whether one more full datagram may join: under `max_segments` datagrams and the
+    /// most one offloaded send carries, and the last datagram is a full one.
+    fn has_room(&self, max_segments: usize) -> bool {
+        let count = self.buf.len().div_ceil(self.segment);
+        self.buf.len() % self.segment == 0
+            && count < max_segments
+            && self.buf.len() + self.segment <= MAX_GSO_BYTES
+    }
+
+    /// Appends `next` (bytes `data`) if it fits: the same destination, one datagram no
+    /// longer than the others. Call only when [`has_room`](Self::has_room).
+    fn push(&mut self, next: &Outgoing, data: &[u8]) -> bool {
+        let single = next.segment == next.len;
+        let fits = next.to == self.to && single && next.len > 0 && next.len <= self.segment;
+        if fits {
+            self.buf.extend_from_slice(data);
+        }
+        fits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outgoing(port: u16, len: usize) -> Outgoing {
+        Outgoing { to: (Ipv4Addr::LOCALHOST, port).into(), len, segment: len }
+    }
+
+    #[test]
+    fn a_batch_takes_equal_datagrams_to_one_destination_and_one_shorter_last() {
+        let mut batch = Batch::default();
+        batch.start(&outgoing(1, 1432), &[0; 1432]);
+        assert!(batch.has_room(64));
+        assert!(batch.push(&outgoing(1, 1432), &[1; 1432]));
+        assert!(!batch.push(&outgoing(2, 1432), &[2; 1432]), "another destination");
+        assert!(!batch.push(&outgoing(1, 1500), &[2; 1500]), "a longer datagram");
+        assert!(batch.push(&outgoing(1, 4), &[3; 4]), "a shorter one ends it");
+        assert!(!batch.has_room(64), "nothing follows a shorter datagram");
+        assert_eq!(batch.buf.len(), 2 * 1432 + 4);
+    }
+
+    #[test]
+    fn a_batch_stops_at_the_segment_limit_and_one_offloaded_send() {
+        let mut batch = Batch::default();
+        batch.start(&outgoing(1, 1432), &[0; 1432]);
+        assert!(!batch.has_room(1), "a socket without offload sends one at a time");
+        let mut count = 1;
+        while batch.has_room(64) {
+            assert!(batch.push(&outgoing(1, 1432), &[0; 1432]));
+            count += 1;
+        }
+        assert_eq!(count, MAX_GSO_BYTES / 1432);
+        batch.sent = batch.buf.len();
+        assert!(batch.is_empty());
     }
 }

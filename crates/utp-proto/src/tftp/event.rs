@@ -13,8 +13,11 @@ pub enum Event {
     Readable,
     /// The sending side has room for more [`write`](super::Transfer::write)s.
     Writable,
-    /// Every byte was acknowledged (sending side) or has arrived (receiving side: read until
-    /// [`read`](super::Transfer::read) returns 0). The receiving side may dally a little
+    /// Every byte was acknowledged (sending side), or has arrived and the final ACK was
+    /// handed to `poll_transmit` (receiving side: read until
+    /// [`read`](super::Transfer::read) returns 0). Until that ACK leaves, the receiving
+    /// application may still [`abort`](super::Transfer::abort) and the sender gets the
+    /// ERROR instead. The receiving side may dally a little
     /// longer to acknowledge a repeated last block; see
     /// [`is_closed`](super::Transfer::is_closed).
     Complete,

@@ -153,6 +153,8 @@ pub struct Transfer {
     events: VecDeque<Event>,
     error: Option<TransferError>,
     complete: bool,
+    /// The receiver has the last block; its ACK has not left yet.
+    final_ack_pending: bool,
     stats: TransferStats,
 }
 
@@ -320,6 +322,7 @@ impl Transfer {
             events: VecDeque::new(),
             error: None,
             complete: false,
+            final_ack_pending: false,
             stats: TransferStats::default(),
         }
     }
@@ -361,7 +364,8 @@ impl Transfer {
         self.error.as_ref()
     }
 
-    /// Whether every byte was acknowledged (sending side) or received (receiving side).
+    /// Whether every byte was acknowledged (sending side), or received and the final ACK
+    /// handed to [`poll_transmit`](Machine::poll_transmit) (receiving side).
     pub fn is_complete(&self) -> bool {
         self.complete
     }
@@ -464,7 +468,10 @@ impl Transfer {
 
     /// Ends the transfer, telling the peer with ERROR `code` and `message` (a NUL in it is
     /// replaced). Does nothing once the transfer is over; once it is complete (a receiver
-    /// dallying) it only stops dallying, sends nothing and reports no failure.
+    /// dallying) it only stops dallying, sends nothing and reports no failure. A receiver
+    /// that has the last block but has not sent its final ACK yet is not complete: an abort
+    /// then replaces that ACK with the ERROR (how a server refuses an upload whose last block
+    /// passes its size cap).
     pub fn abort(&mut self, code: ErrorCode, message: &str) {
         if self.phase == Phase::Closed {
             return;
@@ -499,6 +506,7 @@ impl Transfer {
         self.phase = Phase::Closed;
         self.timer = None;
         self.ack_due = None;
+        self.final_ack_pending = false;
         self.control_due = false;
         self.error_due = notify;
         self.error = Some(error.clone());
@@ -806,8 +814,9 @@ impl Transfer {
             _ => {}
         }
         self.send_ack();
-        self.complete = true;
-        self.events.push_back(Event::Complete);
+        // Complete once the final ACK leaves: until then the application may still refuse the
+        // data (an upload over a cap, a full disk) and the sender gets an ERROR instead.
+        self.final_ack_pending = true;
         if self.config.dally().is_zero() {
             self.phase = Phase::Closed;
             self.timer = None;
@@ -982,6 +991,11 @@ impl Machine for Transfer {
         }
         if let Some(number) = self.ack_due.take() {
             Packet::Ack { block: block::wire(number, self.config.rollover()) }.emit(buf);
+            if self.final_ack_pending {
+                self.final_ack_pending = false;
+                self.complete = true;
+                self.events.push_back(Event::Complete);
+            }
             self.stats.acks_sent += 1;
             self.last_ack_sent = Some(now);
             if self.timer.is_none() && self.phase == Phase::Transferring {
