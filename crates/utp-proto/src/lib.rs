@@ -120,6 +120,7 @@ pub mod congestion;
 mod machine;
 pub mod rand;
 pub mod rtt;
+pub mod rudp;
 pub mod tftp;
 pub mod time;
 pub mod utp;

@@ -1,0 +1,9 @@
+//! rudp: batched reliable messages over UDP (docs/rudp.md is the wire specification).
+//!
+//! In progress (issue 6): the packet format is in [`wire::rudp`](crate::wire) once it lands;
+//! this module so far holds the loss-based congestion controller, [`NewReno`], that rudp plugs
+//! into the shared [`Controller`](crate::congestion::Controller) trait.
+
+mod newreno;
+
+pub use newreno::{NewReno, NewRenoConfig};
