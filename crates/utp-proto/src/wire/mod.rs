@@ -4,5 +4,6 @@
 //! typed view that borrows the input (no copies); emitting writes into a buffer the caller
 //! owns. Parsers never panic, whatever the bytes.
 
+pub mod rudp;
 pub mod tftp;
 pub mod utp;
