@@ -22,6 +22,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("utp_endpoint", utp_endpoint),
     ("tftp_packet", tftp_packet),
     ("tftp_transfer", tftp_transfer),
+    ("rudp_packet", rudp_packet),
 ];
 
 /// Parses `data` as a uTP packet; when it parses, checks every accessor, re-emits it and
@@ -102,4 +103,30 @@ pub fn tftp_packet(data: &[u8]) {
 /// out of order, DATA that is not what was written, or reads that are not what arrived.
 pub fn tftp_transfer(data: &[u8]) {
     tftp_transfer::run(data);
+}
+
+/// Parses `data` as a rudp datagram; when it parses, re-emits it and checks that the bytes
+/// parse back to an equal datagram, that `emitted_len` is the emitted length, and that the
+/// emitted bytes equal the input except for a CONNECT's padding (emitted as exactly 64
+/// bytes of zeros).
+///
+/// # Panics
+///
+/// When the codec breaks one of those promises.
+pub fn rudp_packet(data: &[u8]) {
+    use crate::wire::rudp::{Datagram, MIN_CONNECT_LEN, Packet as RudpPacket};
+
+    let Ok(datagram) = Datagram::parse(data) else {
+        return;
+    };
+    let mut out = Vec::new();
+    datagram.emit(&mut out);
+    assert_eq!(out.len(), datagram.emitted_len(), "emitted_len disagrees with emit");
+    let again = Datagram::parse(&out).expect("an emitted datagram parses");
+    assert_eq!(again, datagram, "the round trip changed the datagram");
+    if matches!(datagram.packet, RudpPacket::Connect { .. }) {
+        assert_eq!(out.len(), MIN_CONNECT_LEN, "CONNECT is emitted at the minimum length");
+    } else {
+        assert_eq!(out, data, "the wire form is canonical");
+    }
 }
