@@ -8,6 +8,7 @@
 //!   [`Peer`] reads its JSON events and [`PeerReport`] is what it printed.
 //! - Our own `utp` command ([`utp_binary`] builds and finds it) as a child process:
 //!   [`Process`] and, for `utp relay`, [`Relay`].
+//! - [`TempDir`]: a scratch directory for a test's files, removed when dropped.
 //!
 //! Every child process is killed when its handle is dropped, and every wait has a deadline:
 //! a test that goes wrong fails with the child's standard error in the message instead of
@@ -1058,5 +1059,35 @@ mod tests {
     fn profile_from_the_test_binary_path() {
         // Tests run from <target>/<profile dir>/deps/.
         assert!(current_profile().is_some());
+    }
+}
+
+/// A fresh directory for a test's files, removed when dropped.
+#[derive(Debug)]
+pub struct TempDir(tempfile::TempDir);
+
+impl TempDir {
+    /// A directory in `parent` (tests pass `env!("CARGO_TARGET_TMPDIR")`) whose name starts
+    /// with `utp-interop-{tag}-`.
+    ///
+    /// # Panics
+    ///
+    /// If `parent` is not writable: the test cannot run.
+    pub fn new(parent: impl AsRef<Path>, tag: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("utp-interop-{tag}-"))
+            .tempdir_in(parent)
+            .expect("cannot create a temporary directory");
+        Self(dir)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    /// `name` inside the directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.path().join(name)
     }
 }

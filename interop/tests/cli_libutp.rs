@@ -10,13 +10,11 @@
 
 #![cfg(feature = "peers")]
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use utp_interop::{PeerCommand, Process, check_file, serial, utp_binary, write_data_file};
+use utp_interop::{PeerCommand, Process, TempDir, check_file, serial, utp_binary, write_data_file};
 
 const MIB: u64 = 1 << 20;
 
@@ -30,33 +28,6 @@ fn transfer_len() -> u64 {
         .map(|v| v.parse::<u64>().expect("UTP_INTEROP_CLI_MIB: a number of MiB"))
         .unwrap_or(64)
         * MIB
-}
-
-/// A fresh directory under cargo's temporary directory for tests, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "utp-interop-{tag}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-        std::fs::create_dir_all(&path).expect("cannot create a temporary directory");
-        Self(path)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// The JSON summary (`--json`) a `utp send` or `utp recv` printed last.
@@ -80,7 +51,7 @@ fn report(what: &str, bytes: u64, secs: f64) {
 fn utp_send_to_libutp_server() {
     let _serial = serial();
     let (seed, len) = (21, transfer_len());
-    let dir = TempDir::new("send");
+    let dir = TempDir::new(env!("CARGO_TARGET_TMPDIR"), "send");
     let input = dir.join("input.bin");
     write_data_file(&input, seed, len);
     let utp = utp_binary();
@@ -109,7 +80,7 @@ fn utp_send_to_libutp_server() {
 fn libutp_client_to_utp_recv() {
     let _serial = serial();
     let (seed, len) = (22, transfer_len());
-    let dir = TempDir::new("recv");
+    let dir = TempDir::new(env!("CARGO_TARGET_TMPDIR"), "recv");
     let output = dir.join("output.bin");
     let utp = utp_binary();
 

@@ -41,7 +41,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use utp_interop::{Process, check_file, fill_interop_data, serial, utp_binary, write_data_file};
+use utp_interop::{
+    Process, TempDir, check_file, fill_interop_data, serial, utp_binary, write_data_file,
+};
 
 const MIB: u64 = 1 << 20;
 
@@ -160,7 +162,7 @@ type Client =
 /// failing case, then panics listing them.
 fn run_table(client_name: &str, client: Client, server: &mut Server, cases: &[Case]) {
     static SEED: AtomicU64 = AtomicU64::new(1000);
-    let work = TempDir::new("client");
+    let work = TempDir::new(env!("CARGO_TARGET_TMPDIR"), "client");
     let mut failures = Vec::new();
     for case in cases {
         let seed = SEED.fetch_add(1, Ordering::Relaxed);
@@ -205,7 +207,7 @@ fn transfer(
         Dir::Put => (work.join(&local), server.root.join(&remote)),
     };
     write_data_file(&source, seed, case.len);
-    let result = client(case, server.addr, &remote, &work.0, &local).and_then(|()| {
+    let result = client(case, server.addr, &remote, work.path(), &local).and_then(|()| {
         if case.dir == Dir::Put {
             // The server may still be renaming its temporary file when the client exits.
             wait_for_len(&target, case.len, Duration::from_secs(10))?;
@@ -388,11 +390,11 @@ impl Server {
     /// `utp tftp serve --root <fresh dir> --listen 127.0.0.1:0` with `args`, once it has
     /// said where it listens.
     fn utp(args: &[&str]) -> Self {
-        let dir = TempDir::new("utp-root");
+        let dir = TempDir::new(env!("CARGO_TARGET_TMPDIR"), "utp-root");
         let mut command = Command::new(utp_binary());
         command
             .args(["tftp", "serve", "--root"])
-            .arg(&dir.0)
+            .arg(dir.path())
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .process_group(0);
@@ -402,7 +404,7 @@ impl Server {
         let Some(addr) = rest.split_whitespace().next().and_then(|a| a.parse().ok()) else {
             process.fail(&format!("cannot read the address in `listening on {rest}`"))
         };
-        Self { name: "utp tftp serve", addr, root: dir.0.clone(), process, _dir: dir }
+        Self { name: "utp tftp serve", addr, root: dir.path().to_path_buf(), process, _dir: dir }
     }
 
     /// Our server with uploads of new files allowed.
@@ -414,13 +416,13 @@ impl Server {
     /// fresh directory, once it is bound.
     fn tftpd_hpa() -> Self {
         let in_tftpd = in_tftpd();
-        let dir = TempDir::new("tftpd-hpa-root");
+        let dir = TempDir::new(env!("CARGO_TARGET_TMPDIR"), "tftpd-hpa-root");
         let port = free_udp_port();
         let mut command = Command::new(in_tftpd);
         command
             .args(["-L", "-s", "-c", "-p", "-U", "022", "-u", "root", "-B", "65464", "-a"])
             .arg(format!("127.0.0.1:{port}"))
-            .arg(&dir.0)
+            .arg(dir.path())
             .process_group(0);
         let mut process = Process::spawn("tftpd-hpa", &mut command, SERVER_TIMEOUT);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -433,7 +435,7 @@ impl Server {
             thread::sleep(Duration::from_millis(20));
         }
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        Self { name: "tftpd-hpa", addr, root: dir.0.clone(), process, _dir: dir }
+        Self { name: "tftpd-hpa", addr, root: dir.path().to_path_buf(), process, _dir: dir }
     }
 
     /// Fails the test if the server is gone (its port no longer bound).
@@ -618,33 +620,6 @@ fn collect(stream: Option<impl Read + Send + 'static>) -> JoinHandle<Vec<u8>> {
 
 fn join(reader: JoinHandle<Vec<u8>>) -> Vec<u8> {
     reader.join().unwrap_or_default()
-}
-
-/// A fresh directory under cargo's temporary directory for tests, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "utp-tftp-{tag}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-        std::fs::create_dir_all(&path).expect("cannot create a temporary directory");
-        Self(path)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -838,7 +813,7 @@ fn text(seed: u64, len: usize) -> Vec<u8> {
 fn netascii_round_trips() {
     let _serial = serial();
     let original = text(4001, 200_000);
-    let work = TempDir::new("netascii");
+    let work = TempDir::new(env!("CARGO_TARGET_TMPDIR"), "netascii");
     std::fs::write(work.join("local.txt"), &original).expect("cannot write the text file");
     // The same bytes must come out at the other end.
     let same = |path: &Path| -> Result<(), String> {
@@ -868,7 +843,7 @@ fn netascii_round_trips() {
     let hpa = Server::tftpd_hpa();
     std::fs::write(hpa.root.join("text.txt"), &original).expect("cannot write the text file");
     let mut utp = Command::new(utp_binary());
-    utp.current_dir(&work.0)
+    utp.current_dir(work.path())
         .args(["tftp", "get", &hpa.addr.to_string(), "text.txt", "--mode", "netascii"])
         .args(["--output", "from-hpa.txt"]);
     let result = run_child(&mut utp, None, client_timeout(0)).and_then(|run| {
@@ -881,12 +856,12 @@ fn netascii_round_trips() {
     let ours = Server::utp_writable();
     std::fs::write(ours.root.join("text.txt"), &original).expect("cannot write the text file");
     let get = "get text.txt from-utp.txt";
-    let result = tftp_hpa_script(ours.addr, &work.0, "netascii", get, None, Dir::Get)
+    let result = tftp_hpa_script(ours.addr, work.path(), "netascii", get, None, Dir::Get)
         .and_then(|()| same(&work.join("from-utp.txt")));
     outcome("tftp-hpa client mode netascii <- utp tftp serve (get)", result);
     let put = "put local.txt uploaded.txt";
     let uploaded = ours.root.join("uploaded.txt");
-    let result = tftp_hpa_script(ours.addr, &work.0, "netascii", put, None, Dir::Put)
+    let result = tftp_hpa_script(ours.addr, work.path(), "netascii", put, None, Dir::Put)
         .and_then(|()| wait_for_len(&uploaded, original.len() as u64, Duration::from_secs(10)))
         .and_then(|()| same(&uploaded));
     outcome("tftp-hpa client mode netascii -> utp tftp serve (put)", result);
@@ -902,12 +877,12 @@ fn netascii_round_trips() {
 #[test]
 fn errors_cross_implementations() {
     let _serial = serial();
-    let work = TempDir::new("errors");
+    let work = TempDir::new(env!("CARGO_TARGET_TMPDIR"), "errors");
 
     let hpa = Server::tftpd_hpa();
     let what = "utp tftp get <- tftpd-hpa of a missing file";
     let mut utp = Command::new(utp_binary());
-    utp.current_dir(&work.0).args([
+    utp.current_dir(work.path()).args([
         "tftp",
         "get",
         &hpa.addr.to_string(),
@@ -924,7 +899,7 @@ fn errors_cross_implementations() {
     let ours = Server::utp_writable();
     let curl_run = |args: &[&str]| {
         let mut curl = Command::new(tool("curl"));
-        curl.current_dir(&work.0).args(["-sS", "--max-time", "30"]).args(args);
+        curl.current_dir(work.path()).args(["-sS", "--max-time", "30"]).args(args);
         run_child(&mut curl, None, Duration::from_secs(40))
     };
     let what = "curl <- utp tftp serve of a missing file";

@@ -7,66 +7,31 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-fn utp() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_utp"))
+mod common;
+
+use common::{TempDir, pseudo_random, text, utp};
+
+/// A test's directories: `root/` (served) and `local/` (the clients' files).
+fn dirs(tag: &str) -> TempDir {
+    let dir = TempDir::new(&format!("tftp-{tag}"));
+    fs::create_dir(dir.root()).unwrap();
+    fs::create_dir(dir.local()).unwrap();
+    dir
 }
 
-/// A directory under the system's temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
 impl TempDir {
-    fn new(tag: &str) -> Self {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos =
-            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let name = format!(
-            "utp-cli-tftp-{tag}-{}-{nanos}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = std::env::temp_dir().join(name);
-        fs::create_dir_all(path.join("root")).unwrap();
-        fs::create_dir_all(path.join("local")).unwrap();
-        Self(path)
-    }
-
     /// The served directory.
     fn root(&self) -> PathBuf {
-        self.0.join("root")
+        self.join("root")
     }
 
     /// Where the clients' files are.
     fn local(&self) -> PathBuf {
-        self.0.join("local")
+        self.join("local")
     }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Pseudo-random bytes (xorshift64*), `len` of them, from `seed`.
-fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// The names in `dir`, sorted.
@@ -187,7 +152,7 @@ fn assert_success(output: &Output, what: &str) {
 
 #[test]
 fn put_then_get_round_trips_with_every_option_mix() {
-    let dir = TempDir::new("mix");
+    let dir = dirs("mix");
     let server = Server::start(&dir.root(), &["--allow-write", "--allow-overwrite"]);
     let data = pseudo_random(1, 300_001);
     fs::write(dir.local().join("src.bin"), &data).unwrap();
@@ -228,7 +193,7 @@ fn put_then_get_round_trips_with_every_option_mix() {
 
 #[test]
 fn json_summaries_have_the_send_keys_and_the_sizes() {
-    let dir = TempDir::new("json");
+    let dir = dirs("json");
     let server = Server::start(&dir.root(), &[]);
     fs::write(dir.root().join("a.bin"), pseudo_random(2, 100_000)).unwrap();
     let get = tftp(&dir.local(), &["get", &server.addr(), "a.bin", "--json"], None);
@@ -256,7 +221,7 @@ fn json_summaries_have_the_send_keys_and_the_sizes() {
 
 #[test]
 fn output_dash_writes_standard_output_and_the_summary_goes_to_stderr() {
-    let dir = TempDir::new("stdout");
+    let dir = dirs("stdout");
     let server = Server::start(&dir.root(), &[]);
     let data = pseudo_random(3, 70_000);
     fs::write(dir.root().join("a.bin"), &data).unwrap();
@@ -276,7 +241,7 @@ fn output_dash_writes_standard_output_and_the_summary_goes_to_stderr() {
 
 #[test]
 fn put_from_standard_input_needs_a_remote_name() {
-    let dir = TempDir::new("stdin");
+    let dir = dirs("stdin");
     let server = Server::start(&dir.root(), &["--allow-create"]);
     let put =
         tftp(&dir.local(), &["put", &server.addr(), "-", "piped.txt"], Some(b"from a pipe\n"));
@@ -291,7 +256,7 @@ fn put_from_standard_input_needs_a_remote_name() {
 
 #[test]
 fn a_refused_get_exits_1_and_leaves_no_partial_file() {
-    let dir = TempDir::new("refused");
+    let dir = dirs("refused");
     let server = Server::start(&dir.root(), &[]);
     fs::write(dir.local().join("keep.bin"), b"do not touch").unwrap();
     for (remote, output, fragment) in [
@@ -311,7 +276,7 @@ fn a_refused_get_exits_1_and_leaves_no_partial_file() {
 
 #[test]
 fn uploads_follow_the_write_flags_and_the_size_cap() {
-    let dir = TempDir::new("policy");
+    let dir = dirs("policy");
     fs::write(dir.local().join("small.bin"), b"small").unwrap();
     fs::write(dir.local().join("big.bin"), pseudo_random(4, 2000)).unwrap();
 
@@ -344,7 +309,7 @@ fn uploads_follow_the_write_flags_and_the_size_cap() {
 
 #[test]
 fn bad_arguments_exit_2_and_say_what_to_fix() {
-    let dir = TempDir::new("usage");
+    let dir = dirs("usage");
     for (args, fragment) in [
         (&["get", "127.0.0.1", "x", "--blksize", "5"][..], "--blksize must be between 8 and 65464"),
         (
@@ -371,7 +336,7 @@ fn serve_stops_with_0_on_sigterm() {
     if !cfg!(unix) {
         return;
     }
-    let dir = TempDir::new("sigterm");
+    let dir = dirs("sigterm");
     let mut server = Server::start(&dir.root(), &[]);
     let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status();
     assert!(status.is_ok_and(|s| s.success()));

@@ -10,6 +10,7 @@ use alloc::vec::Vec;
 use crate::wire::utp::{Extension, HEADER_LEN, Packet, emit};
 
 mod endpoint_pair;
+mod input;
 mod tftp_packet;
 mod tftp_transfer;
 

@@ -52,6 +52,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use super::input::Input;
 use crate::utp::{
     AcceptError, Config, ConfigError, ConnectError, ConnectionError, ConnectionHandle, Endpoint,
     Event, IncomingId, InitialSeq, Profile, ReadError, State, SynAckSeq, WriteError,
@@ -82,7 +83,7 @@ const MAX_WRITE: usize = 128 << 10;
 
 /// Runs the input; see the module documentation.
 pub(crate) fn run(data: &[u8]) {
-    let mut input = Input { data, pos: 0 };
+    let mut input = Input::new(data);
     let config = Arc::new(config(input.u8(), input.u8()));
     let seed = u64::from(input.u8());
     let mut h = Harness::new(config, seed);
@@ -91,13 +92,13 @@ pub(crate) fn run(data: &[u8]) {
         if input.is_empty() {
             break;
         }
-        let start = input.pos;
+        let start = input.pos();
         h.op(&mut input);
         h.drain(0);
         h.drain(1);
         h.check_endpoints();
         if trace {
-            h.trace_op(&data[start..input.pos.min(data.len())]);
+            h.trace_op(&data[start..input.pos().min(data.len())]);
         }
     }
     if trace {
@@ -187,39 +188,6 @@ fn config(a: u8, b: u8) -> Config {
         ok(c.set_ack_nr_slack(0));
     }
     c
-}
-
-/// The fuzzer's bytes, read front to back; zeros past the end.
-struct Input<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Input<'a> {
-    fn is_empty(&self) -> bool {
-        self.pos >= self.data.len()
-    }
-
-    fn u8(&mut self) -> u8 {
-        let b = self.data.get(self.pos).copied().unwrap_or(0);
-        self.pos += 1;
-        b
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.u8(), self.u8()])
-    }
-
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
-
-    fn bytes(&mut self, n: usize) -> &'a [u8] {
-        let start = self.pos.min(self.data.len());
-        let end = self.pos.saturating_add(n).min(self.data.len());
-        self.pos = self.pos.saturating_add(n);
-        &self.data[start..end]
-    }
 }
 
 /// What the harness knows about one connection it was handed.

@@ -83,6 +83,7 @@ use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use core::time::Duration;
 
+use super::input::Input;
 use crate::config::ConfigError;
 use crate::tftp::netascii::{Decoder, Encoder};
 use crate::tftp::{
@@ -143,19 +144,19 @@ macro_rules! trace {
 
 /// Runs the input; see the module documentation.
 pub(crate) fn run(data: &[u8]) {
-    let mut input = Input { data, pos: 0 };
+    let mut input = Input::new(data);
     let mut h = Harness::new(&mut input);
     h.settle();
     for _ in 0..MAX_OPS {
         if input.is_empty() {
             break;
         }
-        let start = input.pos;
+        let start = input.pos();
         h.cause = Cause::default();
         h.op(&mut input);
         h.settle();
         if h.trace {
-            trace!("op {:02x?} -> {:?}", &data[start..input.pos.min(data.len())], h.summary());
+            trace!("op {:02x?} -> {:?}", &data[start..input.pos().min(data.len())], h.summary());
         }
     }
 }
@@ -215,45 +216,6 @@ fn config(setup: u8, tuning: u8) -> Config {
         ok(c.set_max_timeout(Duration::from_secs(255)));
     }
     c
-}
-
-/// The fuzzer's bytes, read front to back; zeros past the end.
-struct Input<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Input<'a> {
-    fn is_empty(&self) -> bool {
-        self.pos >= self.data.len()
-    }
-
-    fn u8(&mut self) -> u8 {
-        let b = self.data.get(self.pos).copied().unwrap_or(0);
-        self.pos += 1;
-        b
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.u8(), self.u8()])
-    }
-
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
-
-    fn bytes(&mut self, n: usize) -> &'a [u8] {
-        let start = self.pos.min(self.data.len());
-        let end = self.pos.saturating_add(n).min(self.data.len());
-        self.pos = self.pos.saturating_add(n);
-        &self.data[start..end]
-    }
-
-    /// A `u8` length (at most 16) and that many bytes: a fill pattern.
-    fn pattern(&mut self) -> Vec<u8> {
-        let len = usize::from(self.u8() % 17);
-        self.bytes(len).to_vec()
-    }
 }
 
 /// `(name, value)` option pairs from the input, for a request or an OACK.

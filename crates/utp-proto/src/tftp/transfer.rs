@@ -16,7 +16,7 @@ use super::{
     Config, Event, Negotiated, OptionRequest, OptionRequestError, TransferError, TransferStats,
 };
 use crate::rtt::RttEstimator;
-use crate::wire::tftp::{EmitError, ErrorCode, Mode, Options, Packet, Request};
+use crate::wire::tftp::{EmitError, ErrorCode, Mode, OPCODE_DATA, Options, Packet, Request};
 use crate::{Instant, Machine, Transmit};
 
 /// Which end of the exchange a transfer is.
@@ -904,7 +904,8 @@ impl Transfer {
         let offset = ((number - self.base) * self.blksize()) as usize;
         let len = blksize.min(self.send_buf.len() - offset);
         buf.clear();
-        buf.extend_from_slice(&3u16.to_be_bytes());
+        // Packet::Data wants one slice; the block may straddle the deque's two halves.
+        buf.extend_from_slice(&OPCODE_DATA.to_be_bytes());
         buf.extend_from_slice(&block::wire(number, self.config.rollover()).to_be_bytes());
         let (a, b) = self.send_buf.as_slices();
         let end = offset + len;
