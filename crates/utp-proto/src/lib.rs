@@ -115,12 +115,14 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod answer_limiter;
 pub mod config;
 pub mod congestion;
 mod machine;
 pub mod rand;
 pub mod rtt;
 pub mod rudp;
+mod slots;
 pub mod tftp;
 pub mod time;
 pub mod utp;

@@ -8,9 +8,9 @@ use core::cmp::Reverse;
 use core::fmt::Debug;
 use core::net::SocketAddr;
 
+use crate::answer_limiter::AnswerLimiter;
 use crate::utp::config::{Config, InitialSeq};
 use crate::utp::connection::{ConnEvent, Connection, State};
-use crate::utp::reset_limiter::ResetLimiter;
 use crate::utp::{
     AcceptError, ConnectError, ConnectionStats, EndpointStats, Event, ReadError, WriteError,
 };
@@ -73,7 +73,7 @@ pub struct Endpoint<P = SocketAddr> {
     by_key: BTreeMap<(P, u16), u32>,
     incoming: VecDeque<PendingSyn<P>>,
     next_incoming: u64,
-    resets: ResetLimiter<P>,
+    resets: AnswerLimiter<(P, u16, u16)>,
     control: VecDeque<(P, [u8; HEADER_LEN])>,
     ready: VecDeque<u32>,
     timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
@@ -86,7 +86,7 @@ impl<P: Clone + Debug + Ord> Endpoint<P> {
     /// initial sequence numbers): give it fresh OS randomness in production and a constant
     /// in tests.
     pub fn new(config: Arc<Config>, seed: u64) -> Self {
-        let resets = ResetLimiter::new(config.reset_limit_entries(), config.reset_limit_window());
+        let resets = AnswerLimiter::new(config.reset_limit_entries(), config.reset_limit_window());
         Self {
             config,
             rng: Rng::new(seed),
@@ -469,7 +469,7 @@ impl<P: Clone + Debug + Ord> Endpoint<P> {
     }
 
     fn send_reset(&mut self, now: Instant, peer: P, connection_id: u16, their_seq: u16) {
-        if !self.resets.allow(now, &peer, connection_id, their_seq) {
+        if !self.resets.allow(now, &(peer.clone(), connection_id, their_seq)) {
             self.stats.resets_suppressed += 1;
             return;
         }

@@ -53,7 +53,6 @@ mod error;
 mod event;
 mod ledbat;
 mod recv_buffer;
-mod reset_limiter;
 mod send_buffer;
 mod stats;
 

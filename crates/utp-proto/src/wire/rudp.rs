@@ -65,7 +65,7 @@
 //!   ([`ParseError::LargestMismatch`]).
 //! - **CLOSE**: `reason_len` at most [`MAX_REASON_LEN`] ([`ParseError::ReasonTooLong`])
 //!   and the reason valid UTF-8 ([`ParseError::ReasonNotUtf8`]). Any code is accepted:
-//!   codes above 4 are [`CloseCode::Application`] with the code kept.
+//!   4 and codes above 5 are [`CloseCode::Application`] with the code kept.
 //!
 //! Parsing never panics, never allocates and always terminates: one forward pass, plus at
 //! most [`MAX_RANGES`] ranges to check.
@@ -129,7 +129,7 @@ const REPEAT_LEN: usize = 11;
 const PING_LEN: usize = 18;
 
 /// Length of a CLOSE before its reason.
-const CLOSE_LEN: usize = 14;
+pub const CLOSE_LEN: usize = 14;
 
 /// CONNECT-ACK `kind` of a challenge.
 const KIND_CHALLENGE: u8 = 0;
@@ -393,7 +393,7 @@ impl<'a> Datagram<'a> {
             Packet::DataAck { largest, ranges, .. } => check_largest(largest, &ranges),
             Packet::Repeat { ranges } if ranges.is_empty() => Err(EmitError::NoRanges),
             Packet::Close { code: CloseCode::Application(code), .. }
-                if code < CloseCode::APPLICATION =>
+                if code < CloseCode::APPLICATION || code == 5 =>
             {
                 Err(EmitError::CloseCode(code))
             }
@@ -583,7 +583,7 @@ impl From<PacketType> for u8 {
 
 /// The code of a CLOSE.
 ///
-/// Codes 0 to 3 have their own variant; 4 and every code above it (which the
+/// Codes 0 to 3 and 5 have their own variant; 4 and every code above 5 (which the
 /// specification treats as 4) are [`CloseCode::Application`], which keeps the code as it
 /// was on the wire.
 #[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
@@ -596,8 +596,12 @@ pub enum CloseCode {
     ProtocolViolation,
     /// 3: the peer exceeded a limit.
     LimitExceeded,
-    /// 4 or any code above it: an application error. Parsing never produces a code below
-    /// 4 here, and [`Datagram::try_emit`] refuses one ([`EmitError::CloseCode`]).
+    /// 5: the sender has no connection with this id (it restarted, or forgot the
+    /// connection after closing it). Sent without state, in answer to a packet for an
+    /// unknown connection, with the unknown id as `dst_id`.
+    UnknownConnection,
+    /// 4 or any code above 5: an application error. Parsing never produces a code below
+    /// 4, or 5, here, and [`Datagram::try_emit`] refuses one ([`EmitError::CloseCode`]).
     Application(u16),
 }
 
@@ -613,6 +617,7 @@ impl From<u16> for CloseCode {
             1 => Self::PingTimeout,
             2 => Self::ProtocolViolation,
             3 => Self::LimitExceeded,
+            5 => Self::UnknownConnection,
             other => Self::Application(other),
         }
     }
@@ -625,6 +630,7 @@ impl From<CloseCode> for u16 {
             CloseCode::PingTimeout => 1,
             CloseCode::ProtocolViolation => 2,
             CloseCode::LimitExceeded => 3,
+            CloseCode::UnknownConnection => 5,
             CloseCode::Application(code) => code,
         }
     }
@@ -637,6 +643,7 @@ impl fmt::Display for CloseCode {
             Self::PingTimeout => "ping timeout",
             Self::ProtocolViolation => "protocol violation",
             Self::LimitExceeded => "limit exceeded",
+            Self::UnknownConnection => "unknown connection",
             Self::Application(_) => "application error",
         };
         write!(f, "{} ({text})", u16::from(*self))
@@ -913,8 +920,8 @@ pub enum EmitError {
     /// A REPEAT without ranges.
     #[error("cannot emit a rudp REPEAT without ranges")]
     NoRanges,
-    /// A [`CloseCode::Application`] with a code below 4, which would parse as another
-    /// variant.
+    /// A [`CloseCode::Application`] with a code below 4 or 5, which would parse as
+    /// another variant.
     #[error("cannot emit rudp close code {0} as an application error: use its own variant")]
     CloseCode(u16),
     /// A CLOSE reason longer than [`MAX_REASON_LEN`].
@@ -1117,12 +1124,16 @@ mod tests {
             assert_eq!(u16::from(CloseCode::from(code)), code);
         }
         assert_eq!(CloseCode::from(4), CloseCode::Application(4));
+        assert_eq!(CloseCode::from(5), CloseCode::UnknownConnection);
+        assert_eq!(CloseCode::from(6), CloseCode::Application(6));
         assert_eq!(CloseCode::from(77), CloseCode::Application(77));
-        let packet = Packet::Close { code: CloseCode::Application(2), reason: "" };
-        assert_eq!(
-            Datagram { dst_id: 1, packet }.try_emit(&mut Vec::new()),
-            Err(EmitError::CloseCode(2))
-        );
+        for code in [2, 5] {
+            let packet = Packet::Close { code: CloseCode::Application(code), reason: "" };
+            assert_eq!(
+                Datagram { dst_id: 1, packet }.try_emit(&mut Vec::new()),
+                Err(EmitError::CloseCode(code))
+            );
+        }
         roundtrip(Datagram {
             dst_id: 1,
             packet: Packet::Close { code: CloseCode::Application(77), reason: "bye" },
