@@ -64,7 +64,7 @@ impl Default for Config {
             cookie_lifetime: Duration::from_secs(10),
             ping_interval: Duration::from_secs(5),
             ping_packet_count: 4,
-            close_linger: Duration::from_secs(2),
+            close_linger: Duration::from_secs(10),
             answer_limit_entries: 1000,
             answer_limit_window: Duration::from_secs(10),
             congestion: Arc::new(NewRenoConfig),
@@ -137,8 +137,9 @@ settings! {
     /// Default 4 (the seed note's), so 25 s.
     ping_packet_count / set_ping_packet_count: u32, "at least 1", |v| *v >= 1;
     /// How long a closed connection's id is remembered, to answer the peer's late packets
-    /// with its CLOSE again (and then to keep unread messages until they are read).
-    /// Default 2 s.
+    /// (its next PING, if it missed every copy of our CLOSE) with the CLOSE again; unread
+    /// messages are kept beyond it until they are read. A closed connection counts
+    /// against `max_connections` until then. Default 10 s, two ping intervals.
     close_linger / set_close_linger: Duration, "any value", |_v| true;
     /// How many recent answers to packets of unknown connections (CLOSE code 5) are
     /// remembered to suppress repeats; when the table is full no further answers are sent.

@@ -9,6 +9,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use crate::Instant;
 use crate::congestion::{AckSample, Controller, ControllerParams};
 use crate::rtt::RttEstimator;
 use crate::rudp::config::MESSAGE_OVERHEAD;
@@ -22,7 +23,6 @@ use crate::wire::rudp::{
     CLOSE_LEN, COOKIE_LEN, CloseCode, ConnectAck, Datagram, MAX_RANGES, MAX_REASON_LEN, Packet,
     Ranges,
 };
-use crate::Instant;
 
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -63,11 +63,24 @@ enum Phase {
     Closed {
         /// The id is remembered (and late packets answered) until then.
         until: Instant,
+        /// When our CLOSE goes out again unasked, and how many more times.
+        repeat_at: Option<Instant>,
+        repeats: u32,
+        interval: Duration,
     },
 }
 
 /// Most PING-ACKs owed at once; further PINGs before we answer are answered by these.
 const MAX_PING_ACKS: usize = 4;
+/// How many times a CLOSE is sent again unasked, a timeout apart, besides the first
+/// transmission and the answers to the peer's late packets: there is no acknowledgement of a
+/// CLOSE, and a peer that missed it would otherwise learn of it only at its next PING.
+const CLOSE_REPEATS: u32 = 2;
+/// The smallest reordering window of the loss detection.
+const MIN_REORDER: Duration = Duration::from_micros(250);
+/// Consecutive probe timeouts after which everything in flight is declared lost and the
+/// congestion window collapses (RFC 9002's persistent congestion).
+const PERSISTENT_CONGESTION: u32 = 3;
 /// How long a direct datagram counts against the congestion window before any round-trip
 /// sample exists.
 const DIRECT_HOLD_DEFAULT: Duration = Duration::from_millis(100);
@@ -92,7 +105,10 @@ pub(crate) struct Connection<P> {
     reassembly: Reassembly,
     received: Received,
     rtt: RttEstimator,
+    /// Consecutive probe timeouts: the timeout doubles with each.
     backoff: u32,
+    /// Packets that may go beyond the congestion window: the probes of a probe timeout.
+    probes: u32,
     cc: Box<dyn Controller>,
     ack_pending: u32,
     ack_now: bool,
@@ -144,11 +160,12 @@ impl<P> Connection<P> {
             newly_established: false,
             peer_max_message: 0,
             peer_window: 0,
-            sender: Sender::new(config.fragment_size(), config.packet_threshold()),
+            sender: Sender::new(config.fragment_size()),
             reassembly: Reassembly::new(config.reassembly_memory(), config.max_message()),
             received: Received::default(),
             rtt,
             backoff: 0,
+            probes: 0,
             cc,
             ack_pending: 0,
             ack_now: false,
@@ -239,11 +256,17 @@ impl<P> Connection<P> {
         }
     }
 
-    /// The retransmission timeout now: the estimator's, backed off, plus the longest the
-    /// peer may delay an acknowledgement, never above `delivery_timeout`.
+    /// The retransmission (probe) timeout now: the estimator's, backed off, plus the
+    /// longest the peer may delay an acknowledgement, never above `delivery_timeout`.
     fn rto(&self) -> Duration {
         (self.rtt.backed_off_rto(self.backoff) + self.config.ack_delay_max())
             .min(self.config.delivery_timeout())
+    }
+
+    /// How long a packet may be overtaken by later ones before it counts as lost: a
+    /// quarter of the smallest round trip (RACK's default), at least 250 µs.
+    fn reorder_window(&self) -> Duration {
+        self.rtt.min().map_or(self.config.initial_rto() / 4, |m| (m / 4).max(MIN_REORDER))
     }
 
     // ---- application commands -------------------------------------------------------
@@ -286,7 +309,8 @@ impl<P> Connection<P> {
         if queued == 0 {
             return self.max_message();
         }
-        (self.config.send_buffer().saturating_sub(queued + MESSAGE_OVERHEAD)).min(self.max_message())
+        (self.config.send_buffer().saturating_sub(queued + MESSAGE_OVERHEAD))
+            .min(self.max_message())
     }
 
     pub(crate) fn recv(&mut self) -> Result<Vec<u8>, RecvError> {
@@ -374,7 +398,14 @@ impl<P> Connection<P> {
         };
         // A starter without the listener's id cannot address a CLOSE.
         let close = if self.remote_id == 0 { None } else { close };
-        self.phase = Phase::Closed { until: now + linger };
+        let interval = self.rto();
+        let repeats = if close.is_some() { CLOSE_REPEATS } else { 0 };
+        self.phase = Phase::Closed {
+            until: now + linger.max(interval.saturating_mul(CLOSE_REPEATS + 1)),
+            repeat_at: (repeats > 0).then(|| now + interval),
+            repeats,
+            interval,
+        };
         self.close_out = close.is_some();
         self.close_sent = close;
         self.sender.clear();
@@ -420,7 +451,7 @@ impl<P> Connection<P> {
     /// Whether the connection is over and nothing of it is left to read or send.
     pub(crate) fn is_removable(&self, now: Instant) -> bool {
         match self.phase {
-            Phase::Closed { until } => {
+            Phase::Closed { until, .. } => {
                 now >= until
                     && !self.close_out
                     && self.resend_close.is_none()
@@ -510,7 +541,9 @@ impl<P> Connection<P> {
             }
             Packet::Repeat { ranges } => {
                 self.stats.repeats_received += 1;
-                if self.sender.on_repeat(ranges.iter()) > 0 {
+                let rtt = self.rtt.smoothed().unwrap_or(self.config.initial_rto());
+                let reorder = self.reorder_window();
+                if self.sender.on_repeat(now, ranges.iter(), rtt, reorder) > 0 {
                     self.cc.on_loss(now);
                 }
             }
@@ -618,7 +651,7 @@ impl<P> Connection<P> {
         }
         // Merge with a REPEAT not yet sent: the new gaps are above the old ones.
         let mut merged: Vec<(u64, u32)> = ranges[..n].to_vec();
-        merged.extend(self.repeat.drain(..));
+        merged.append(&mut self.repeat);
         merged.truncate(MAX_RANGES);
         self.repeat = merged;
     }
@@ -638,13 +671,15 @@ impl<P> Connection<P> {
         }
         self.peer_window = window as usize;
         let ack_delay = Duration::from_micros(u64::from(ack_delay));
-        let outcome = self.sender.on_ack(now, largest, ack_delay, ranges.iter());
+        let reorder = self.reorder_window();
+        let outcome = self.sender.on_ack(now, largest, ack_delay, ranges.iter(), reorder);
         let acked = outcome.acked + self.sender.on_delivered(delivered);
         if let Some(rtt) = outcome.rtt {
             self.rtt.on_sample(rtt);
         }
         if acked > 0 {
             self.backoff = 0;
+            self.probes = 0;
             self.cc.on_ack(
                 now,
                 &AckSample { bytes_acked: acked, queuing_delay: None, min_rtt: outcome.rtt },
@@ -692,9 +727,12 @@ impl<P> Connection<P> {
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
         match self.phase {
             Phase::Connecting { resend_at, deadline, .. } => Some(resend_at.min(deadline)),
-            Phase::Closed { until } => Some(until),
+            Phase::Closed { until, repeat_at, .. } => {
+                Some(repeat_at.map_or(until, |r| r.min(until)))
+            }
             Phase::Established => {
-                let loss = self.sender.oldest_in_flight().map(|t| t + self.rto());
+                let probe = self.sender.oldest_in_flight().map(|t| t + self.rto());
+                let loss = self.sender.loss_deadline();
                 let ack = (self.ack_pending > 0)
                     .then(|| self.first_unacked_at + self.config.ack_delay_max());
                 let ping = Some(
@@ -704,7 +742,7 @@ impl<P> Connection<P> {
                 let direct = (!self.direct_out.is_empty())
                     .then(|| self.direct_flight.front().map(|&(t, _)| t))
                     .flatten();
-                [loss, ack, ping, self.probe_at, direct].into_iter().flatten().min()
+                [probe, loss, ack, ping, self.probe_at, direct].into_iter().flatten().min()
             }
         }
     }
@@ -718,24 +756,41 @@ impl<P> Connection<P> {
                     *attempts += 1;
                     *retransmitted = true;
                     let backoff = 1u32.checked_shl((*attempts).min(16)).unwrap_or(u32::MAX);
-                    *resend_at = (now + self.config.initial_rto().saturating_mul(backoff))
-                        .min(*deadline);
+                    *resend_at =
+                        (now + self.config.initial_rto().saturating_mul(backoff)).min(*deadline);
                     self.send_connect = true;
                 }
             }
-            Phase::Closed { .. } => {}
+            Phase::Closed { repeat_at, repeats, interval, .. } => {
+                if repeat_at.is_some_and(|t| t <= now) {
+                    *repeats -= 1;
+                    *repeat_at = (*repeats > 0).then(|| now + *interval);
+                    self.close_out = true;
+                }
+            }
             Phase::Established => self.established_timeout(now),
         }
     }
 
     fn established_timeout(&mut self, now: Instant) {
+        if self.sender.loss_deadline().is_some_and(|t| t <= now) {
+            let reorder = self.reorder_window();
+            if self.sender.detect_losses(now, reorder) > 0 {
+                self.cc.on_loss(now);
+            }
+        }
         let rto = self.rto();
         if self.sender.oldest_in_flight().is_some_and(|t| t + rto <= now) {
-            let lost = self.sender.on_timeout(now - rto);
-            if lost > 0 {
-                self.stats.timeouts += 1;
+            // No acknowledgement for a whole timeout: probe with the oldest fragment (its
+            // acknowledgement, or that of the probe, shows what was lost) rather than
+            // declaring everything lost, which a late acknowledgement would make spurious.
+            self.stats.timeouts += 1;
+            self.backoff = (self.backoff + 1).min(16);
+            if self.backoff >= PERSISTENT_CONGESTION {
+                self.sender.on_timeout();
                 self.cc.on_timeout(now, false);
-                self.backoff = (self.backoff + 1).min(16);
+            } else if self.sender.probe() {
+                self.probes = 2;
             }
         }
         let silent_until =
@@ -921,7 +976,8 @@ impl<P> Connection<P> {
         let cost = self.sender.cost(next);
         let data_in_flight = self.sender.in_flight();
         let in_flight = data_in_flight + self.direct_in_flight;
-        if in_flight > 0 && in_flight + cost > self.cc.window() {
+        let probe = self.probes > 0;
+        if in_flight > 0 && in_flight + cost > self.cc.window() && !probe {
             self.cc.on_window_full(now);
             return false;
         }
@@ -937,7 +993,9 @@ impl<P> Connection<P> {
             return false;
         }
         self.probe = false;
-        let Some((message_len, offset, fragment)) = self.sender.fragment(next.message, next.fragment)
+        self.probes = self.probes.saturating_sub(1);
+        let Some((message_len, offset, fragment)) =
+            self.sender.fragment(next.message, next.fragment)
         else {
             return false;
         };

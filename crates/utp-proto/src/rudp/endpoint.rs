@@ -10,6 +10,7 @@ use core::hash::Hash;
 use core::net::SocketAddr;
 
 use crate::answer_limiter::AnswerLimiter;
+use crate::rudp::Config;
 use crate::rudp::connection::{ConnEvent, Connection, State};
 use crate::rudp::cookie::CookieKey;
 use crate::rudp::ids::IdGenerator;
@@ -17,7 +18,6 @@ use crate::rudp::{
     AcceptError, CloseError, ConnectError, ConnectionStats, EndpointStats, Event, RecvError,
     SendDirectError, SendError,
 };
-use crate::rudp::Config;
 use crate::slots::{SlotKey, Slots};
 use crate::wire::rudp::{
     CLOSE_LEN, COOKIE_LEN, CloseCode, ConnectAck, Datagram, MIN_CONNECT_LEN, Packet,
@@ -295,11 +295,7 @@ impl<P: Clone + Debug + Ord + Hash> Endpoint<P> {
     ///
     /// [`RecvError::Blocked`] when none has arrived (wait for [`Event::Direct`]);
     /// [`RecvError::Closed`] when the connection ended and all were received.
-    pub fn recv_direct(
-        &mut self,
-        now: Instant,
-        h: ConnectionHandle,
-    ) -> Result<Vec<u8>, RecvError> {
+    pub fn recv_direct(&mut self, now: Instant, h: ConnectionHandle) -> Result<Vec<u8>, RecvError> {
         let conn = self.conns.get_mut(h.0).ok_or(RecvError::Closed)?;
         let payload = conn.recv_direct();
         self.touch(h.0.index, now);

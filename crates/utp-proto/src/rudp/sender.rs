@@ -5,6 +5,12 @@
 //! acknowledged, lost or in flight, and never ambiguous. A fragment declared lost is queued
 //! again and goes out under a new number; it is done once any of its transmissions is
 //! acknowledged. A message leaves the queue once all its fragments are acknowledged.
+//!
+//! Losses are found by time, as RACK does (RFC 8985): a packet is lost once a packet sent
+//! after it has been acknowledged and it has been outstanding longer than that packet's
+//! round trip plus a reordering window. Counting packets instead (three later ones
+//! acknowledged) declares a packet lost as soon as reordering delays it by three packets'
+//! worth of time, which at high rates is microseconds; time does not depend on the rate.
 
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec;
@@ -43,8 +49,9 @@ impl OutMessage {
 }
 
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
+/// What became of a packet sent: still out (in flight), acknowledged, or declared lost.
 enum Flight {
-    InFlight,
+    Out,
     Acked,
     Lost,
 }
@@ -96,12 +103,16 @@ pub(crate) struct Sender {
     in_flight: usize,
     /// Fragments declared lost, to send again, oldest message first.
     lost: BTreeSet<(u64, u32)>,
-    largest_acked: Option<u64>,
-    threshold: u64,
+    /// The most recently sent packet acknowledged: when it was sent, its number, and its
+    /// round trip (RACK's reference).
+    rack: Option<(Instant, u64, Duration)>,
+    /// When the oldest packet not yet lost (but sent before `rack`'s) will be, if no
+    /// acknowledgement comes first.
+    loss_deadline: Option<Instant>,
 }
 
 impl Sender {
-    pub(crate) fn new(fragment_size: usize, threshold: u64) -> Self {
+    pub(crate) fn new(fragment_size: usize) -> Self {
         Self {
             fragment_size,
             messages: VecDeque::new(),
@@ -113,8 +124,8 @@ impl Sender {
             next_pn: 0,
             in_flight: 0,
             lost: BTreeSet::new(),
-            largest_acked: None,
-            threshold,
+            rack: None,
+            loss_deadline: None,
         }
     }
 
@@ -172,8 +183,7 @@ impl Sender {
 
     /// The cost of sending a fragment: its length plus the overhead.
     pub(crate) fn cost(&self, next: Next) -> usize {
-        self.fragment(next.message, next.fragment).map_or(0, |(_, _, f)| f.len())
-            + MESSAGE_OVERHEAD
+        self.fragment(next.message, next.fragment).map_or(0, |(_, _, f)| f.len()) + MESSAGE_OVERHEAD
     }
 
     /// What to send next, if anything: a lost fragment first, then the next new one.
@@ -213,7 +223,7 @@ impl Sender {
             fragment: next.fragment,
             cost: cost as u32,
             sent_at: now,
-            state: Flight::InFlight,
+            state: Flight::Out,
         });
         self.next_pn += 1;
         self.in_flight += cost;
@@ -231,13 +241,14 @@ impl Sender {
     }
 
     /// Handles a DATA-ACK's `largest`, `ack_delay` and ranges (`(start, len)`, highest
-    /// first).
+    /// first), then looks for losses with the reordering window `reorder`.
     pub(crate) fn on_ack(
         &mut self,
         now: Instant,
         largest: u64,
         ack_delay: Duration,
         ranges: impl Iterator<Item = (u64, u32)>,
+        reorder: Duration,
     ) -> AckOutcome {
         let mut outcome = AckOutcome::default();
         if largest >= self.next_pn {
@@ -248,49 +259,47 @@ impl Sender {
             let mut pn = start.max(self.sent_base);
             while pn <= end {
                 let Some(p) = self.packet_mut(pn) else { break };
-                if p.state == Flight::InFlight {
+                if p.state == Flight::Out {
                     p.state = Flight::Acked;
                     let (cost, message, fragment, sent_at) =
                         (p.cost as usize, p.message, p.fragment, p.sent_at);
                     self.in_flight -= cost;
                     outcome.acked += cost;
+                    let rtt = now.saturating_duration_since(sent_at);
                     if pn == largest {
-                        let rtt = now.saturating_duration_since(sent_at);
                         // RFC 9002 5.3: subtract the peer's delay unless that goes below zero.
                         outcome.rtt = Some(rtt.checked_sub(ack_delay).unwrap_or(rtt));
+                    }
+                    if self.rack.is_none_or(|(_, rack_pn, _)| pn > rack_pn) {
+                        self.rack = Some((sent_at, pn, rtt));
                     }
                     self.ack_fragment(message, fragment);
                 }
                 pn += 1;
             }
         }
-        if self.largest_acked.is_none_or(|l| largest > l) {
-            self.largest_acked = Some(largest);
-        }
-        if let Some(limit) = self.largest_acked.and_then(|l| l.checked_sub(self.threshold)) {
-            let mut pn = self.sent_base;
-            while pn <= limit {
-                if self.declare_lost(pn) {
-                    outcome.lost += 1;
-                }
-                pn += 1;
-            }
-        }
-        self.clean();
+        outcome.lost = self.detect_losses(now, reorder);
         outcome
     }
 
-    /// Handles a REPEAT: the named packets are lost. Returns how many were in flight.
-    pub(crate) fn on_repeat(&mut self, ranges: impl Iterator<Item = (u64, u32)>) -> usize {
+    /// Declares lost every packet in flight sent before the most recently sent packet
+    /// acknowledged that has been outstanding longer than that packet's round trip plus
+    /// `reorder`; re-arms the loss deadline for the next one. Returns how many.
+    pub(crate) fn detect_losses(&mut self, now: Instant, reorder: Duration) -> usize {
+        self.loss_deadline = None;
         let mut lost = 0;
-        for (start, len) in ranges {
-            if self.next_pn == 0 {
-                break;
-            }
-            let end = start.saturating_add(u64::from(len) - 1).min(self.next_pn - 1);
-            let mut pn = start.max(self.sent_base);
-            while pn <= end {
-                if self.declare_lost(pn) {
+        if let Some((_, rack_pn, rack_rtt)) = self.rack {
+            let mut pn = self.sent_base;
+            while pn < rack_pn {
+                let Some(p) = self.packet_mut(pn) else { break };
+                if p.state == Flight::Out {
+                    let deadline = p.sent_at + rack_rtt + reorder;
+                    if now < deadline {
+                        // Later packets were sent later, so their deadlines are later too.
+                        self.loss_deadline = Some(deadline);
+                        break;
+                    }
+                    self.declare_lost(pn);
                     lost += 1;
                 }
                 pn += 1;
@@ -300,20 +309,66 @@ impl Sender {
         lost
     }
 
-    /// The retransmission timer fired: packets sent at or before `before` are lost.
-    /// Returns how many.
-    pub(crate) fn on_timeout(&mut self, before: Instant) -> usize {
+    /// When [`detect_losses`](Self::detect_losses) should run again, if no acknowledgement
+    /// comes first.
+    pub(crate) fn loss_deadline(&self) -> Option<Instant> {
+        self.loss_deadline
+    }
+
+    /// Handles a REPEAT: the named packets are missing at the peer, which has received
+    /// packets sent after them. Each is declared lost once it has been outstanding for a
+    /// round trip (`rtt`) plus `reorder`, as the acknowledgement of a later packet would
+    /// have it; younger ones are left to the loss detection. Returns how many were lost.
+    pub(crate) fn on_repeat(
+        &mut self,
+        now: Instant,
+        ranges: impl Iterator<Item = (u64, u32)>,
+        rtt: Duration,
+        reorder: Duration,
+    ) -> usize {
         let mut lost = 0;
-        let mut pn = self.sent_base;
-        while let Some(p) = self.packet_mut(pn) {
-            if p.sent_at > before {
+        for (start, len) in ranges {
+            if self.next_pn == 0 {
                 break;
             }
+            let end = start.saturating_add(u64::from(len) - 1).min(self.next_pn - 1);
+            let mut pn = start.max(self.sent_base);
+            while pn <= end {
+                let Some(p) = self.packet_mut(pn) else { break };
+                if p.state == Flight::Out && now >= p.sent_at + rtt + reorder {
+                    self.declare_lost(pn);
+                    lost += 1;
+                }
+                pn += 1;
+            }
+        }
+        self.clean();
+        lost
+    }
+
+    /// The probe timeout fired: queue the oldest fragment in flight to be sent again (its
+    /// first transmission stays in flight). Returns whether there was one.
+    pub(crate) fn probe(&mut self) -> bool {
+        let Some(p) = self.sent.front() else { return false };
+        let (message, fragment) = (p.message, p.fragment);
+        if self.message(message).is_some_and(|m| !m.is_acked(fragment)) {
+            self.lost.insert((message, fragment));
+            return true;
+        }
+        false
+    }
+
+    /// Persistent congestion: every packet in flight is lost. Returns how many.
+    pub(crate) fn on_timeout(&mut self) -> usize {
+        let mut lost = 0;
+        let mut pn = self.sent_base;
+        while self.packet_mut(pn).is_some() {
             if self.declare_lost(pn) {
                 lost += 1;
             }
             pn += 1;
         }
+        self.loss_deadline = None;
         self.clean();
         lost
     }
@@ -333,7 +388,7 @@ impl Sender {
         }
         let mut acked = 0;
         for p in self.sent.iter_mut() {
-            if p.state == Flight::InFlight && p.message < delivered {
+            if p.state == Flight::Out && p.message < delivered {
                 p.state = Flight::Acked;
                 self.in_flight -= p.cost as usize;
                 acked += p.cost as usize;
@@ -345,7 +400,7 @@ impl Sender {
 
     fn declare_lost(&mut self, pn: u64) -> bool {
         let Some(p) = self.packet_mut(pn) else { return false };
-        if p.state != Flight::InFlight {
+        if p.state != Flight::Out {
             return false;
         }
         p.state = Flight::Lost;
@@ -369,7 +424,7 @@ impl Sender {
 
     /// Forgets resolved packets at the front and fully acknowledged messages at the front.
     fn clean(&mut self) {
-        while self.sent.front().is_some_and(|p| p.state != Flight::InFlight) {
+        while self.sent.front().is_some_and(|p| p.state != Flight::Out) {
             self.sent.pop_front();
             self.sent_base += 1;
         }
@@ -417,9 +472,11 @@ mod tests {
         out
     }
 
+    const REORDER: Duration = Duration::from_millis(5);
+
     #[test]
     fn messages_split_into_fragments_and_leave_when_acknowledged() {
-        let mut s = Sender::new(4, 3);
+        let mut s = Sender::new(4);
         assert_eq!(s.push(b"abcdefghij"), 0);
         assert_eq!(s.push(b""), 1);
         let sent = send_all(&mut s, t(0));
@@ -427,7 +484,7 @@ mod tests {
         assert_eq!(s.fragment(0, 2), Some((10, 8, &b"ij"[..])));
         assert_eq!(s.fragment(1, 0), Some((0, 0, &b""[..])));
         assert_eq!(s.in_flight(), 10 + 4 * MESSAGE_OVERHEAD);
-        let out = s.on_ack(t(50), 3, Duration::ZERO, [(0, 4)].into_iter());
+        let out = s.on_ack(t(50), 3, Duration::ZERO, [(0, 4)].into_iter(), REORDER);
         assert_eq!(out.rtt, Some(Duration::from_millis(50)));
         assert_eq!(out.lost, 0);
         assert!(s.is_flushed());
@@ -436,50 +493,76 @@ mod tests {
     }
 
     #[test]
-    fn a_gap_three_below_the_largest_is_lost_and_resent_under_a_new_number() {
-        let mut s = Sender::new(10, 3);
+    fn a_packet_is_lost_once_a_later_one_is_acknowledged_and_time_has_passed() {
+        let mut s = Sender::new(10);
         for _ in 0..5 {
             s.push(b"x");
         }
-        send_all(&mut s, t(0));
-        // 1 is missing; 2, 3 acknowledged: not yet lost (threshold 3).
-        let out = s.on_ack(t(10), 3, Duration::ZERO, [(2, 2), (0, 1)].into_iter());
-        assert_eq!(out.lost, 0);
-        let out = s.on_ack(t(11), 4, Duration::ZERO, [(2, 3), (0, 1)].into_iter());
-        assert_eq!(out.lost, 1);
+        for i in 0..5 {
+            let next = s.peek().unwrap();
+            s.sent(next, t(i));
+        }
+        // 1 is missing when 2..=4 are acknowledged at 40 ms: 4 took 36 ms, so 1 is late
+        // from 1 + 36 + 5 = 42 ms on, however many packets came after it.
+        let out = s.on_ack(t(40), 4, Duration::ZERO, [(2, 3), (0, 1)].into_iter(), REORDER);
+        assert_eq!(out.lost, 0, "could still be reordered");
+        assert_eq!(s.loss_deadline(), Some(t(42)));
+        assert_eq!(s.detect_losses(t(41), REORDER), 0);
+        assert_eq!(s.detect_losses(t(42), REORDER), 1);
+        assert_eq!(s.loss_deadline(), None);
         let next = s.peek().unwrap();
         assert_eq!(next, Next { message: 1, fragment: 0, retransmit: true });
-        assert_eq!(s.sent(next, t(12)), 5, "a new packet number");
+        assert_eq!(s.sent(next, t(43)), 5, "a new packet number");
         assert!(!s.is_flushed());
         // A late acknowledgement of the old number is ignored; the new one completes.
-        s.on_ack(t(20), 5, Duration::ZERO, [(5, 1)].into_iter());
+        s.on_ack(t(60), 5, Duration::ZERO, [(5, 1)].into_iter(), REORDER);
         assert!(s.is_flushed());
         assert_eq!(s.peek(), None);
     }
 
     #[test]
-    fn repeats_and_timeouts_declare_losses() {
-        let mut s = Sender::new(10, 3);
+    fn reordering_within_the_window_is_not_loss() {
+        let mut s = Sender::new(10);
+        for _ in 0..100 {
+            s.push(b"x");
+        }
+        send_all(&mut s, t(0));
+        // 0 arrives 3 ms after the 99 packets sent with it: no loss declared.
+        let out = s.on_ack(t(20), 99, Duration::ZERO, [(1, 99)].into_iter(), REORDER);
+        assert_eq!(out.lost, 0);
+        let out = s.on_ack(t(23), 99, Duration::ZERO, [(0, 100)].into_iter(), REORDER);
+        assert_eq!(out.lost, 0);
+        assert!(s.is_flushed());
+    }
+
+    #[test]
+    fn repeats_probes_and_persistent_congestion() {
+        let mut s = Sender::new(10);
         for _ in 0..4 {
             s.push(b"y");
         }
         send_all(&mut s, t(0));
-        assert_eq!(s.on_repeat([(1, 2)].into_iter()), 2);
-        assert_eq!(s.on_repeat([(1, 2)].into_iter()), 0, "already lost");
-        let again = send_all(&mut s, t(5));
+        let rtt = Duration::from_millis(20);
+        assert_eq!(s.on_repeat(t(10), [(1, 2)].into_iter(), rtt, REORDER), 0, "too young");
+        assert_eq!(s.on_repeat(t(25), [(1, 2)].into_iter(), rtt, REORDER), 2);
+        assert_eq!(s.on_repeat(t(26), [(1, 2)].into_iter(), rtt, REORDER), 0, "already lost");
+        let again = send_all(&mut s, t(30));
         assert_eq!(again.iter().map(|(pn, _)| *pn).collect::<Vec<_>>(), [4, 5]);
-        assert_eq!(s.on_timeout(t(0)), 2, "0 and 3 were sent at 0");
-        assert_eq!(s.oldest_in_flight(), Some(t(5)));
-        assert_eq!(send_all(&mut s, t(6)).len(), 2);
-        assert_eq!(s.on_ack(t(7), 99, Duration::ZERO, [(0, 100)].into_iter()).acked, 0, "never sent");
+        assert!(s.probe(), "the oldest in flight (packet 0) is queued again");
+        assert_eq!(s.peek(), Some(Next { message: 0, fragment: 0, retransmit: true }));
+        assert_eq!(s.on_timeout(), 4, "0, 3, 4 and 5 were in flight");
+        assert_eq!(s.oldest_in_flight(), None);
+        assert_eq!(send_all(&mut s, t(40)).len(), 4);
+        let never = s.on_ack(t(41), 99, Duration::ZERO, [(0, 100)].into_iter(), REORDER);
+        assert_eq!(never.acked, 0, "acknowledges what was never sent");
     }
 
     #[test]
     fn the_peer_delay_is_taken_out_of_the_sample() {
-        let mut s = Sender::new(10, 3);
+        let mut s = Sender::new(10);
         s.push(b"z");
         send_all(&mut s, t(0));
-        let out = s.on_ack(t(30), 0, Duration::from_millis(10), [(0, 1)].into_iter());
+        let out = s.on_ack(t(30), 0, Duration::from_millis(10), [(0, 1)].into_iter(), REORDER);
         assert_eq!(out.rtt, Some(Duration::from_millis(20)));
     }
 }
