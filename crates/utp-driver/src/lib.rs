@@ -27,14 +27,13 @@ mod config;
 mod driver;
 mod error;
 mod runtime;
-mod socket;
 mod socket_buffers;
-mod stream;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tftp;
 mod transport;
 mod udp_batch;
+mod utp;
 
 pub use config::{DEFAULT_SOCKET_BUFFER, SocketConfig};
 pub use driver::DriverStats;
@@ -43,9 +42,9 @@ pub use runtime::{
     AsyncTimer, AsyncUdpSocket, RecvMeta, Runtime, poll_recv_batch_singly,
     poll_send_segments_singly,
 };
-pub use socket::UtpSocket;
+pub use utp::socket::UtpSocket;
 pub use socket_buffers::SocketBuffers;
-pub use stream::UtpStream;
+pub use utp::stream::UtpStream;
 pub use transport::{PeerAddr, Transport, UdpTransport};
 pub use udp_batch::UdpBatch;
 pub use utp_proto;

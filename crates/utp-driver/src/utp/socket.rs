@@ -11,11 +11,12 @@ use std::task::Poll;
 use utp_proto::utp::{Endpoint, EndpointStats};
 
 use crate::config::SocketConfig;
-use crate::driver::{Driver, DriverStats, Shared, State, StreamState};
+use crate::driver::{Driver, DriverStats, Shared};
+use crate::utp::state::{State, StreamState};
 use crate::error::Error;
 use crate::runtime::Runtime;
 use crate::socket_buffers::{self, SocketBuffers};
-use crate::stream::UtpStream;
+use crate::utp::stream::UtpStream;
 use crate::transport::{PeerAddr, Transport, UdpTransport};
 
 /// One socket that many uTP streams share: it listens ([`accept`](Self::accept)) and
@@ -26,7 +27,7 @@ use crate::transport::{PeerAddr, Transport, UdpTransport};
 /// closed. SYNs that arrive while no `accept` is waiting queue up to the engine's
 /// `max_pending_incoming` for `incoming_timeout`, then are refused.
 pub struct UtpSocket<A: PeerAddr = SocketAddr> {
-    shared: Arc<Shared<A>>,
+    shared: Arc<Shared<State<A>>>,
     local_addr: Option<SocketAddr>,
     buffers: SocketBuffers,
 }
@@ -126,7 +127,7 @@ impl<A: PeerAddr> UtpSocket<A> {
     async fn open(&self, peer: A, id: Option<u16>) -> io::Result<UtpStream<A>> {
         let stream = {
             let mut st = self.shared.lock();
-            if st.stopped {
+            if st.core.stopped {
                 return Err(Error::DriverStopped.into());
             }
             let now = st.now();
@@ -158,7 +159,7 @@ impl<A: PeerAddr> UtpSocket<A> {
             if let Some(result) = st.take_incoming() {
                 return Poll::Ready(result.map_err(|e| io::Error::from(Error::from(e))));
             }
-            if st.stopped {
+            if st.core.stopped {
                 return Poll::Ready(Err(Error::DriverStopped.into()));
             }
             st.register_accept(cx);
@@ -183,7 +184,7 @@ impl<A: PeerAddr> UtpSocket<A> {
     /// at `max_connections`; `NotConnected` if the driver stopped.
     pub fn accept_with_id(&self, peer: A, connection_id: u16) -> io::Result<UtpStream<A>> {
         let mut st = self.shared.lock();
-        if st.stopped {
+        if st.core.stopped {
             return Err(Error::DriverStopped.into());
         }
         let now = st.now();
@@ -201,7 +202,7 @@ impl<A: PeerAddr> UtpSocket<A> {
 
     /// The driver's transport counters.
     pub fn driver_stats(&self) -> DriverStats {
-        self.shared.lock().stats
+        self.shared.lock().core.stats
     }
 
     /// Connections the endpoint holds (including ones closing).
@@ -212,7 +213,7 @@ impl<A: PeerAddr> UtpSocket<A> {
 
 impl<A: PeerAddr> Clone for UtpSocket<A> {
     fn clone(&self) -> Self {
-        self.shared.lock().sockets += 1;
+        self.shared.lock().core.sockets += 1;
         Self { shared: self.shared.clone(), local_addr: self.local_addr, buffers: self.buffers }
     }
 }

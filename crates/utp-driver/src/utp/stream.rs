@@ -13,7 +13,8 @@ use utp_proto::utp::{
     ConnectionHandle, ConnectionStats, ReadError, State as ConnState, WriteError,
 };
 
-use crate::driver::{Shared, State, register};
+use crate::driver::{Driven, Shared, register};
+use crate::utp::state::State;
 use crate::error::Error;
 use crate::transport::PeerAddr;
 
@@ -33,14 +34,14 @@ use crate::transport::PeerAddr;
 ///   finish gracefully in the background.
 /// - Bytes that arrived before the connection ended stay readable after it ended.
 pub struct UtpStream<A: PeerAddr = SocketAddr> {
-    shared: Arc<Shared<A>>,
+    shared: Arc<Shared<State<A>>>,
     handle: ConnectionHandle,
     peer: A,
     shut: bool,
 }
 
 impl<A: PeerAddr> UtpStream<A> {
-    pub(crate) fn new(shared: Arc<Shared<A>>, handle: ConnectionHandle, peer: A) -> Self {
+    pub(crate) fn new(shared: Arc<Shared<State<A>>>, handle: ConnectionHandle, peer: A) -> Self {
         Self { shared, handle, peer, shut: false }
     }
 
@@ -108,13 +109,13 @@ impl<A: PeerAddr> UtpStream<A> {
         // The close may have completed in this task (the peer had finished already) with
         // our FIN or last ACK still queued: let the driver hand it to the transport first,
         // so a program may exit as soon as `close` returns.
-        let target = self.shared.lock().drains + 1;
+        let target = self.shared.lock().core.drains + 1;
         poll_fn(|cx| {
             let mut st = self.shared.lock();
-            if st.stopped || st.drains >= target {
+            if st.core.stopped || st.core.drains >= target {
                 return Poll::Ready(());
             }
-            st.register_drain(cx);
+            st.core.register_drain(cx);
             Poll::Pending
         })
         .await;
@@ -136,7 +137,7 @@ impl<A: PeerAddr> UtpStream<A> {
     pub(crate) async fn established(&self) -> io::Result<()> {
         poll_fn(|cx| {
             let mut st = self.shared.lock();
-            if st.stopped {
+            if st.core.stopped {
                 return Poll::Ready(Err(Error::DriverStopped.into()));
             }
             let Some(s) = st.streams.get_mut(&self.handle) else {
@@ -159,7 +160,7 @@ impl<A: PeerAddr> UtpStream<A> {
         match st.streams.get(&self.handle).and_then(|s| s.result) {
             Some(Ok(())) => Some(Ok(())),
             Some(Err(e)) => Some(Err(Error::from(e).into())),
-            None if st.stopped => Some(Err(Error::DriverStopped.into())),
+            None if st.core.stopped => Some(Err(Error::DriverStopped.into())),
             None => None,
         }
     }
@@ -277,7 +278,7 @@ impl<A: PeerAddr> Drop for UtpStream<A> {
     fn drop(&mut self) {
         let mut st = self.shared.lock();
         let open = st.streams.remove(&self.handle).is_some_and(|s| s.result.is_none());
-        if open && !st.stopped {
+        if open && !st.core.stopped {
             let now = st.now();
             if self.shut {
                 st.endpoint.close(now, self.handle);
