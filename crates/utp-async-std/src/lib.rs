@@ -3,7 +3,7 @@
 //! async-std's task spawner. [`UtpStream`](utp_driver::UtpStream) already implements the
 //! `futures-io` traits async-std uses, so no stream wrapper is needed.
 //!
-//! [`tftp`] runs TFTP servers and clients (`get`, `put`) on async-std.
+//! [`rudp`] runs rudp sockets (whole messages and direct datagrams), [`tftp`] runs TFTP servers and clients (`get`, `put`) on async-std.
 //!
 //! **async-std is discontinued upstream** ([RUSTSEC-2025-0052]): prefer `utp-smol`, which
 //! runs on the same reactor. This crate stays for applications that cannot move yet.
@@ -34,6 +34,7 @@
 //! # }
 //! ```
 
+pub mod rudp;
 pub mod tftp;
 
 use std::future::Future;

@@ -6,6 +6,10 @@
 //! [`UtpStream`]s share the socket; they implement [`futures_io::AsyncRead`] and
 //! [`futures_io::AsyncWrite`] with real backpressure.
 //!
+//! [`rudp`] does the same for rudp: a [`RudpSocket`] shares one socket between many
+//! [`RudpConnection`]s, which carry whole messages (exactly once, in order) and direct
+//! datagrams. [`tftp`] runs TFTP servers and clients. One driver loop serves them all.
+//!
 //! The runtime adapters `utp-tokio`, `utp-async-std` and `utp-smol` implement [`Runtime`]
 //! in a few lines each and re-export this crate.
 //!
@@ -26,6 +30,7 @@ pub mod async_io;
 mod config;
 mod driver;
 mod error;
+pub mod rudp;
 mod runtime;
 mod socket_buffers;
 #[cfg(feature = "testing")]
@@ -38,13 +43,14 @@ mod utp;
 pub use config::{DEFAULT_SOCKET_BUFFER, SocketConfig};
 pub use driver::DriverStats;
 pub use error::Error;
+pub use rudp::{RudpConnection, RudpSocket};
 pub use runtime::{
     AsyncTimer, AsyncUdpSocket, RecvMeta, Runtime, poll_recv_batch_singly,
     poll_send_segments_singly,
 };
-pub use utp::socket::UtpSocket;
 pub use socket_buffers::SocketBuffers;
-pub use utp::stream::UtpStream;
 pub use transport::{PeerAddr, Transport, UdpTransport};
 pub use udp_batch::UdpBatch;
+pub use utp::socket::UtpSocket;
+pub use utp::stream::UtpStream;
 pub use utp_proto;

@@ -3,7 +3,7 @@
 //! executor. [`UtpStream`](utp_driver::UtpStream) already implements the `futures-io`
 //! traits smol uses, so no stream wrapper is needed.
 //!
-//! [`tftp`] runs TFTP servers and clients (`get`, `put`) on smol.
+//! [`rudp`] runs rudp sockets (whole messages and direct datagrams), [`tftp`] runs TFTP servers and clients (`get`, `put`) on smol.
 //!
 //! ```no_run
 //! # fn main() -> std::io::Result<()> {
@@ -33,6 +33,7 @@
 //! background thread(s) (`SMOL_THREADS`, default 1), so sockets work inside and outside
 //! `smol::block_on`.
 
+pub mod rudp;
 pub mod tftp;
 
 use std::future::Future;

@@ -2,7 +2,7 @@
 //! [`Runtime`] with tokio's timer, spawner and UDP socket, and [`TokioStream`] gives a
 //! [`UtpStream`] tokio's `AsyncRead` / `AsyncWrite`.
 //!
-//! [`tftp`] runs TFTP servers and clients (`get`, `put`) on tokio.
+//! [`rudp`] runs rudp sockets (whole messages and direct datagrams), [`tftp`] runs TFTP servers and clients (`get`, `put`) on tokio.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -24,6 +24,7 @@
 //! # }
 //! ```
 
+pub mod rudp;
 pub mod tftp;
 
 use std::future::Future;

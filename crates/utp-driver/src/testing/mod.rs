@@ -40,6 +40,14 @@
 //! | [`tftp_busy`] | at `max_transfers`, ERROR 0 "server busy"; served again once the slot frees |
 //! | [`tftp_stranger_gets_error_5`] | a stranger at a transfer's port gets ERROR 5; the transfer completes |
 //! | [`tftp_client_falls_back`] | `get` / `put` against a server that ignores options: 512-byte lockstep |
+//! | [`rudp_messages_both_ways`] | rudp: 2000 messages of 1 B to 256 KiB each way, exactly once and in order; orderly close |
+//! | [`rudp_large_messages`] | rudp: 0 B to `max_message` whole; one byte more is `InvalidInput` |
+//! | [`rudp_backpressure`] | rudp: a stalled receiver holds the sender to the buffers; then all arrives |
+//! | [`rudp_direct_datagrams`] | rudp: direct datagrams up to `max_direct` unchanged; larger is `InvalidInput` |
+//! | [`rudp_close_with_reason`] | rudp: the peer sees the code and reason after the messages flushed before |
+//! | [`rudp_peer_vanishes`] | rudp: unanswered pings end the connection with `TimedOut` |
+//! | [`rudp_refused`] | rudp: a listener that never accepts refuses after `incoming_timeout` |
+//! | [`rudp_channel_transport`] | rudp over a user-supplied transport |
 //! | [`udp_batches`] | batched sends and receives (the runtime's and the defaults): every datagram once, in order, short last ones included |
 //!
 //! \* Generated as an ignored test for now: the engine forgets a connection ended by a
@@ -56,6 +64,7 @@ mod handshake;
 mod harness;
 mod pattern;
 mod relay;
+mod rudp;
 mod tftp;
 mod transfer;
 
@@ -67,6 +76,10 @@ pub use failure::{connection_limit, idle_peer_vanishes, peer_vanishes};
 pub use handshake::{
     acceptor_sends_first, connect_accept, portal_accept_before_syn, portal_accept_times_out,
     portal_syn_before_accept,
+};
+pub use rudp::{
+    rudp_backpressure, rudp_channel_transport, rudp_close_with_reason, rudp_direct_datagrams,
+    rudp_large_messages, rudp_messages_both_ways, rudp_peer_vanishes, rudp_refused,
 };
 pub use tftp::{
     tftp_busy, tftp_client_falls_back, tftp_overwrite_denied, tftp_path_escape_refused,
@@ -143,6 +156,14 @@ macro_rules! conformance_tests {
             tftp_stranger_gets_error_5,
             tftp_client_falls_back,
             udp_batches,
+            rudp_messages_both_ways,
+            rudp_large_messages,
+            rudp_backpressure,
+            rudp_direct_datagrams,
+            rudp_close_with_reason,
+            rudp_peer_vanishes,
+            rudp_refused,
+            rudp_channel_transport,
         );
     };
 }

@@ -12,12 +12,12 @@ use utp_proto::utp::{Endpoint, EndpointStats};
 
 use crate::config::SocketConfig;
 use crate::driver::{Driver, DriverStats, Shared};
-use crate::utp::state::{State, StreamState};
 use crate::error::Error;
 use crate::runtime::Runtime;
 use crate::socket_buffers::{self, SocketBuffers};
-use crate::utp::stream::UtpStream;
 use crate::transport::{PeerAddr, Transport, UdpTransport};
+use crate::utp::state::{State, StreamState};
+use crate::utp::stream::UtpStream;
 
 /// One socket that many uTP streams share: it listens ([`accept`](Self::accept)) and
 /// connects ([`connect`](Self::connect)) at the same time, up to the engine's

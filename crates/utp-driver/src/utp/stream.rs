@@ -14,9 +14,9 @@ use utp_proto::utp::{
 };
 
 use crate::driver::{Driven, Shared, register};
-use crate::utp::state::State;
 use crate::error::Error;
 use crate::transport::PeerAddr;
+use crate::utp::state::State;
 
 /// One uTP connection: a reliable, ordered byte stream implementing
 /// [`futures_io::AsyncRead`] and [`futures_io::AsyncWrite`] (and, in `utp-tokio`, tokio's
