@@ -11,6 +11,7 @@ use crate::wire::utp::{Extension, HEADER_LEN, Packet, emit};
 
 mod endpoint_pair;
 mod input;
+mod rudp_pair;
 mod tftp_packet;
 mod tftp_transfer;
 
@@ -24,6 +25,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("tftp_packet", tftp_packet),
     ("tftp_transfer", tftp_transfer),
     ("rudp_packet", rudp_packet),
+    ("rudp_endpoint", rudp_endpoint),
 ];
 
 /// Parses `data` as a uTP packet; when it parses, checks every accessor, re-emits it and
@@ -130,4 +132,25 @@ pub fn rudp_packet(data: &[u8]) {
     } else {
         assert_eq!(out, data, "the wire form is canonical");
     }
+}
+
+/// Runs a sequence of operations decoded from `data` on two rudp endpoints joined by
+/// in-memory queues the input controls: connecting, accepting and refusing, sending and
+/// receiving messages and direct datagrams, closing with valid and invalid codes and
+/// reasons, advancing and jumping time, rotating cookie keys, and delivering, dropping,
+/// duplicating, reordering, corrupting, injecting or forging datagrams.
+///
+/// The input format and every invariant checked are described in
+/// `src/fuzzing/rudp_pair.rs`.
+///
+/// # Panics
+///
+/// When an endpoint panics or breaks a promise of its API: `poll_transmit` that never runs
+/// dry, a timer that keeps asking for the same instant, events for unknown or closed
+/// handles, errors other than the documented ones, a closed handle that does not say
+/// `Closed`, messages received that are not exactly those sent (in order, once, byte for
+/// byte), a lost wake-up, memory beyond the configured bounds, or a transfer that stalls on
+/// a perfect network.
+pub fn rudp_endpoint(data: &[u8]) {
+    rudp_pair::run(data);
 }
