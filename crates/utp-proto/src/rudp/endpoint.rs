@@ -407,7 +407,9 @@ impl<P: Clone + Debug + Ord + Hash> Endpoint<P> {
             }
             return;
         }
-        let next = conn.next_timeout();
+        // A closed connection past its linger waits only for the application to read what
+        // is left (`recv` touches it): a deadline already passed would fire for ever.
+        let next = conn.next_timeout().filter(|&t| t > now || !conn.is_closed());
         self.conns.arm(index, next);
     }
 
