@@ -75,9 +75,13 @@ impl Reassembly {
         self.next_deliver
     }
 
-    /// The receive window to advertise: the memory limit minus what is held and unread.
+    /// The receive window to advertise: the memory limit minus what is held and unread, and
+    /// at least what the next message in order still misses: it was admitted (beyond the
+    /// limit, if it is larger), so its missing bytes need no new memory.
     pub(crate) fn window(&self) -> usize {
-        self.limit.saturating_sub(self.held + self.unread_cost)
+        let free = self.limit.saturating_sub(self.held + self.unread_cost);
+        let head = self.partial.get(&self.next_deliver).map_or(0, |p| p.data.len() - p.received);
+        free.max(head)
     }
 
     /// Messages waiting to be received.
@@ -259,6 +263,21 @@ mod tests {
         assert_eq!(r.pop().map(|m| m.len()), Some(2000));
         assert_eq!(r.pop().map(|m| m.len()), Some(3000));
         assert_eq!(r.insert(2, 3000, 0, b"b"), Fragment::Stored { delivered: 0 });
+    }
+
+    #[test]
+    fn a_message_larger_than_the_memory_keeps_the_window_open_until_it_is_whole() {
+        let limit = 4096;
+        let mut r = Reassembly::new(limit, 100_000);
+        assert_eq!(r.insert(0, 10_000, 0, &[1; 5000]), Fragment::Stored { delivered: 0 });
+        // The limit is passed, but the 5000 bytes still missing are reserved already.
+        assert_eq!(r.window(), 5000);
+        assert_eq!(r.insert(0, 10_000, 5000, &[2; 4000]), Fragment::Stored { delivered: 0 });
+        assert_eq!(r.window(), 1000);
+        assert_eq!(r.insert(0, 10_000, 9000, &[3; 1000]), Fragment::Stored { delivered: 1 });
+        assert_eq!(r.window(), 0, "delivered and unread: no room until it is read");
+        assert_eq!(r.pop().map(|m| m.len()), Some(10_000));
+        assert_eq!(r.window(), limit);
     }
 
     #[test]
