@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use utp_proto::{Instant, Machine};
 
+use crate::batch::{Batch, Outgoing};
 use crate::runtime::{AsyncTimer, Runtime};
 use crate::transport::Transport;
 
@@ -174,17 +175,13 @@ pub(crate) struct Driver<T: Transport, S: Driven> {
     timer: Pin<Box<dyn AsyncTimer>>,
     timer_at: Option<std::time::Instant>,
     recv_buf: Vec<u8>,
+    /// Where the machine writes each transmit.
     send_buf: Vec<u8>,
-    /// A transmit the transport could not take yet.
-    pending: Option<PendingTransmit<T::Addr>>,
-}
-
-/// A transmit being sent: destination, bytes sent of it, its size and its segment size.
-struct PendingTransmit<A> {
-    to: A,
-    offset: usize,
-    size: usize,
-    segment: usize,
+    /// The datagrams on their way out; what the transport could not take yet is retried
+    /// first.
+    batch: Batch<T::Addr>,
+    /// A transmit in `send_buf` that could not join `batch`: it starts the next one.
+    carry: Option<Outgoing<T::Addr>>,
 }
 
 impl<T, S> Driver<T, S>
@@ -202,39 +199,61 @@ where
             timer_at: None,
             recv_buf: vec![0; MAX_DATAGRAM],
             send_buf: Vec::with_capacity(MAX_DATAGRAM),
-            pending: None,
+            batch: Batch::default(),
+            carry: None,
         }
     }
 
+    /// Whether everything the machine gave has been handed to the transport.
+    fn sent_all(&self) -> bool {
+        self.batch.is_empty() && self.carry.is_none()
+    }
+
     /// Sends until the machine has nothing more or the transport is full.
+    ///
+    /// Consecutive transmits to one destination are gathered into one batch of equally
+    /// sized datagrams (a shorter one may end it), up to the transport's
+    /// [`max_segments`](Transport::max_segments), and the batch is sent with one
+    /// [`poll_send_segments`](Transport::poll_send_segments): on a UDP socket, one system
+    /// call with segmentation offload.
     fn drain_transmits(&mut self, st: &mut S, cx: &mut Context<'_>, now: Instant) {
         loop {
-            let pending = match &mut self.pending {
-                Some(p) => p,
-                None => match st.machine().poll_transmit(now, &mut self.send_buf) {
-                    Some(t) => self.pending.insert(PendingTransmit {
-                        to: t.destination,
-                        offset: 0,
-                        size: t.size.min(self.send_buf.len()),
-                        segment: t.segment_size.unwrap_or(t.size).max(1),
-                    }),
-                    None => return,
-                },
-            };
-            while pending.offset < pending.size {
-                let end = (pending.offset + pending.segment).min(pending.size);
-                match self.transport.poll_send(cx, &self.send_buf[pending.offset..end], &pending.to)
-                {
-                    Poll::Ready(Ok(())) => st.core().stats.datagrams_sent += 1,
+            if let Some((rest, segment, to)) = self.batch.rest() {
+                let datagrams = rest.len().div_ceil(segment);
+                match self.transport.poll_send_segments(cx, rest, segment, to) {
+                    Poll::Ready(Ok(n)) => {
+                        st.core().stats.datagrams_sent += n.div_ceil(segment) as u64;
+                        self.batch.advance(n);
+                    }
                     Poll::Ready(Err(e)) => {
-                        tracing::debug!(error = %e, to = ?pending.to, "send failed; datagram dropped");
-                        st.core().stats.send_errors += 1;
+                        tracing::debug!(error = %e, ?to, "send failed; datagrams dropped");
+                        st.core().stats.send_errors += datagrams as u64;
+                        self.batch.clear();
                     }
                     Poll::Pending => return,
                 }
-                pending.offset = end;
+                continue;
             }
-            self.pending = None;
+            let first = match self.carry.take() {
+                Some(carry) => carry,
+                None => match st.machine().poll_transmit(now, &mut self.send_buf) {
+                    Some(t) => Outgoing::new(&t, self.send_buf.len()),
+                    None => return,
+                },
+            };
+            if first.len == 0 {
+                continue; // no engine of ours emits an empty datagram
+            }
+            self.batch.start(&first, &self.send_buf[..first.len]);
+            let max_segments = self.transport.max_segments();
+            while self.batch.has_room(max_segments) {
+                let Some(t) = st.machine().poll_transmit(now, &mut self.send_buf) else { break };
+                let next = Outgoing::new(&t, self.send_buf.len());
+                if !self.batch.push(&next, &self.send_buf[..next.len]) {
+                    self.carry = Some(next);
+                    break;
+                }
+            }
         }
     }
 }
@@ -257,25 +276,28 @@ where
             let now = st.core().now();
             let mut received = 0;
             while received < RECV_BATCH {
-                match this.transport.poll_recv(cx, &mut this.recv_buf) {
-                    Poll::Ready(Ok((n, from))) => {
-                        st.core().stats.datagrams_received += 1;
-                        let data = &this.recv_buf[..n.min(this.recv_buf.len())];
-                        st.machine().handle_datagram(now, from, data);
+                let machine = st.machine();
+                let mut deliver = |data: &[u8], from| machine.handle_datagram(now, from, data);
+                match this.transport.poll_recv_batch(cx, &mut this.recv_buf, &mut deliver) {
+                    Poll::Ready(Ok(n)) => {
+                        st.core().stats.datagrams_received += n as u64;
+                        // A transport that claims success without a datagram still ends
+                        // the round.
+                        received += n.max(1);
                     }
                     Poll::Ready(Err(e)) => {
                         tracing::debug!(error = %e, "receive failed");
                         st.core().stats.recv_errors += 1;
+                        received += 1;
                     }
                     Poll::Pending => break,
                 }
-                received += 1;
             }
             if st.machine().poll_timeout().is_some_and(|t| t <= now) {
                 st.machine().handle_timeout(now);
             }
             this.drain_transmits(st, cx, now);
-            if this.pending.is_none() {
+            if this.sent_all() {
                 let core = st.core();
                 core.drains += 1;
                 for w in core.drain_wakers.drain(..) {
@@ -285,7 +307,7 @@ where
             st.dispatch_events();
             st.after_round();
 
-            if this.pending.is_none() && st.finished() {
+            if this.sent_all() && st.finished() {
                 st.stop();
                 return Poll::Ready(());
             }

@@ -27,6 +27,7 @@
 
 #[cfg(feature = "async-io")]
 pub mod async_io;
+mod batch;
 mod config;
 mod driver;
 mod error;

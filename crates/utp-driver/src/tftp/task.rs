@@ -31,10 +31,10 @@ use utp_proto::wire::tftp::{ErrorCode, Packet};
 use utp_proto::{Instant, Machine};
 
 use super::root::{RootError, Upload};
+use crate::batch::{Batch, Outgoing};
 use crate::config::DEFAULT_SOCKET_BUFFER;
 use crate::runtime::{AsyncTimer, AsyncUdpSocket, RecvMeta, Runtime};
 use crate::socket_buffers;
-use crate::udp_batch::MAX_GSO_BYTES;
 
 /// Bytes per read from a source or write to a sink.
 pub(crate) const CHUNK: usize = 256 * 1024;
@@ -532,9 +532,9 @@ pub(crate) struct Pump<F> {
     /// Where the transfer writes each transmit.
     send_buf: Vec<u8>,
     /// The datagrams on their way out; what the socket could not take yet is retried first.
-    batch: Batch,
+    batch: Batch<SocketAddr>,
     /// A transmit in `send_buf` that could not join `batch`: it starts the next one.
-    carry: Option<Outgoing>,
+    carry: Option<Outgoing<SocketAddr>>,
     /// When the transfer completed or failed.
     ended: Option<Duration>,
 }
@@ -680,19 +680,18 @@ impl<F: FileSide> Pump<F> {
     /// one [`poll_send_segments`](AsyncUdpSocket::poll_send_segments).
     fn drain_transmits(&mut self, cx: &mut Context<'_>, now: Instant) {
         loop {
-            if !self.batch.is_empty() {
-                let batch = &mut self.batch;
-                let rest = &batch.buf[batch.sent..];
-                match self.socket.poll_send_segments(cx, rest, batch.segment, batch.to) {
-                    Poll::Ready(Ok(n)) if n > 0 => batch.sent += n.min(rest.len()),
-                    Poll::Ready(Ok(_)) => {
-                        tracing::debug!(to = %batch.to, "socket sent nothing; batch dropped");
-                        batch.clear();
+            if let Some((rest, segment, &to)) = self.batch.rest() {
+                match self.socket.poll_send_segments(cx, rest, segment, to) {
+                    Poll::Ready(Ok(n)) => {
+                        if n == 0 {
+                            tracing::debug!(%to, "socket sent nothing; batch dropped");
+                        }
+                        self.batch.advance(n);
                     }
                     Poll::Ready(Err(e)) => {
                         // The engine retransmits what matters.
-                        tracing::debug!(error = %e, to = %batch.to, "send failed; batch dropped");
-                        batch.clear();
+                        tracing::debug!(error = %e, %to, "send failed; batch dropped");
+                        self.batch.clear();
                     }
                     Poll::Pending => return,
                 }
@@ -721,118 +720,5 @@ impl<F: FileSide> Pump<F> {
                 }
             }
         }
-    }
-}
-
-/// A transmit as the pump batches it: where to, its length, and its datagram size (its
-/// length, unless the machine asked for segmentation itself).
-#[derive(Clone, Copy, Debug)]
-struct Outgoing {
-    to: SocketAddr,
-    len: usize,
-    segment: usize,
-}
-
-impl Outgoing {
-    /// `t`, whose bytes are the first `written` of the buffer it was polled into.
-    fn new(t: &utp_proto::Transmit<SocketAddr>, written: usize) -> Self {
-        let len = t.size.min(written);
-        let segment = t.segment_size.map_or(len, |s| s.clamp(1, len.max(1)));
-        Self { to: t.destination, len, segment }
-    }
-}
-
-/// Datagrams to one destination leaving together: `buf[sent..]` goes next, in datagrams of
-/// `segment` bytes (the last may be shorter).
-#[derive(Debug)]
-struct Batch {
-    buf: Vec<u8>,
-    sent: usize,
-    to: SocketAddr,
-    segment: usize,
-}
-
-impl Default for Batch {
-    fn default() -> Self {
-        let to = (Ipv4Addr::UNSPECIFIED, 0).into();
-        Self { buf: Vec::with_capacity(MAX_GSO_BYTES), sent: 0, to, segment: 1 }
-    }
-}
-
-impl Batch {
-    /// Whether everything in it went.
-    fn is_empty(&self) -> bool {
-        self.sent >= self.buf.len()
-    }
-
-    /// Forgets what it holds.
-    fn clear(&mut self) {
-        self.buf.clear();
-        self.sent = 0;
-    }
-
-    /// Starts a batch with `first`, whose bytes are `data`.
-    fn start(&mut self, first: &Outgoing, data: &[u8]) {
-        self.clear();
-        self.buf.extend_from_slice(data);
-        self.to = first.to;
-        self.segment = first.segment;
-    }
-
-    /// Whether one more full datagram may join: under `max_segments` datagrams and the
-    /// most one offloaded send carries, and the last datagram is a full one.
-    fn has_room(&self, max_segments: usize) -> bool {
-        let count = self.buf.len().div_ceil(self.segment);
-        self.buf.len() % self.segment == 0
-            && count < max_segments
-            && self.buf.len() + self.segment <= MAX_GSO_BYTES
-    }
-
-    /// Appends `next` (bytes `data`) if it fits: the same destination, one datagram no
-    /// longer than the others. Call only when [`has_room`](Self::has_room).
-    fn push(&mut self, next: &Outgoing, data: &[u8]) -> bool {
-        let single = next.segment == next.len;
-        let fits = next.to == self.to && single && next.len > 0 && next.len <= self.segment;
-        if fits {
-            self.buf.extend_from_slice(data);
-        }
-        fits
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn outgoing(port: u16, len: usize) -> Outgoing {
-        Outgoing { to: (Ipv4Addr::LOCALHOST, port).into(), len, segment: len }
-    }
-
-    #[test]
-    fn a_batch_takes_equal_datagrams_to_one_destination_and_one_shorter_last() {
-        let mut batch = Batch::default();
-        batch.start(&outgoing(1, 1432), &[0; 1432]);
-        assert!(batch.has_room(64));
-        assert!(batch.push(&outgoing(1, 1432), &[1; 1432]));
-        assert!(!batch.push(&outgoing(2, 1432), &[2; 1432]), "another destination");
-        assert!(!batch.push(&outgoing(1, 1500), &[2; 1500]), "a longer datagram");
-        assert!(batch.push(&outgoing(1, 4), &[3; 4]), "a shorter one ends it");
-        assert!(!batch.has_room(64), "nothing follows a shorter datagram");
-        assert_eq!(batch.buf.len(), 2 * 1432 + 4);
-    }
-
-    #[test]
-    fn a_batch_stops_at_the_segment_limit_and_one_offloaded_send() {
-        let mut batch = Batch::default();
-        batch.start(&outgoing(1, 1432), &[0; 1432]);
-        assert!(!batch.has_room(1), "a socket without offload sends one at a time");
-        let mut count = 1;
-        while batch.has_room(64) {
-            assert!(batch.push(&outgoing(1, 1432), &[0; 1432]));
-            count += 1;
-        }
-        assert_eq!(count, MAX_GSO_BYTES / 1432);
-        batch.sent = batch.buf.len();
-        assert!(batch.is_empty());
     }
 }
