@@ -6,10 +6,13 @@
 //!   README.md gives and `.ci/run` calls.
 //! - `cargo xtask perf-libutp`: the side-by-side loopback comparison with libutp whose
 //!   table docs/performance.md keeps.
+//! - `cargo xtask perf-rudp`: rudp side by side with KCP (`tokio_kcp`) over loopback:
+//!   throughput, and latency at 1% loss through `utp relay`.
 //! - `cargo xtask perf-tftp`: `utp tftp get` against tftpd-hpa and our own server, with the
 //!   tftp-hpa client, curl and atftp for reference.
 
 mod perf;
+mod perf_rudp;
 mod perf_tftp;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +24,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("install-peers") => install_peers(),
         Some("perf-libutp") => perf::libutp(&args[1..]),
+        Some("perf-rudp") => perf_rudp::rudp(&args[1..]),
         Some("perf-tftp") => perf_tftp::tftp(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
@@ -48,6 +52,9 @@ commands:
   perf-libutp [--mib N] [--rounds R]
                     256 MiB (default) over loopback: utp send/recv against libutp's
                     client/server (utp-native, 4 MiB socket buffers), side by side
+  perf-rudp [--rounds R]
+                    rudp and KCP (tokio_kcp, defaults and tuned) over loopback: 1 KiB,
+                    64 KiB and 1 MiB messages, and one-way latency at 1% loss (utp relay)
   perf-tftp [--mib N] [--rounds R]
                     64 MiB (default) over loopback: utp tftp get from tftpd-hpa and from
                     utp tftp serve (windowsize 1, 16, 32, 64), with tftp-hpa, curl and
