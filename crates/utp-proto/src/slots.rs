@@ -92,6 +92,11 @@ impl<C> Slots<C> {
     }
 
     /// The item in slot `index`, whatever its generation.
+    pub(crate) fn at(&self, index: u32) -> Option<&C> {
+        self.slots.get(index as usize)?.item.as_ref()
+    }
+
+    /// The item in slot `index`, whatever its generation, mutably.
     pub(crate) fn at_mut(&mut self, index: u32) -> Option<&mut C> {
         self.slots.get_mut(index as usize)?.item.as_mut()
     }

@@ -1,14 +1,14 @@
 //! The uTP endpoint: one per socket; demultiplexes packets to connections, answers
 //! strangers, and schedules what every connection sends.
 
-use alloc::collections::{BTreeMap, BinaryHeap, VecDeque};
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::cmp::Reverse;
 use core::fmt::Debug;
 use core::net::SocketAddr;
 
 use crate::answer_limiter::AnswerLimiter;
+use crate::slots::{SlotKey, Slots};
 use crate::utp::config::{Config, InitialSeq};
 use crate::utp::connection::{ConnEvent, Connection, State};
 use crate::utp::{
@@ -20,24 +20,11 @@ use crate::{Instant, Machine, Rng, Transmit};
 /// Names a connection of an [`Endpoint`]. A handle outlives its connection harmlessly:
 /// once the connection is gone, calls with it fail with a `Closed` error.
 #[derive(Clone, Copy, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-pub struct ConnectionHandle {
-    index: u32,
-    generation: u32,
-}
+pub struct ConnectionHandle(SlotKey);
 
 /// Names an incoming SYN waiting for [`Endpoint::accept`] or [`Endpoint::refuse`].
 #[derive(Clone, Copy, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 pub struct IncomingId(u64);
-
-#[derive(Debug)]
-struct Slot<P> {
-    generation: u32,
-    conn: Option<Connection<P>>,
-    /// The earliest deadline queued in the timer heap for this slot.
-    timer: Option<Instant>,
-    /// Whether the slot is in the transmit queue.
-    queued: bool,
-}
 
 #[derive(Debug)]
 struct PendingSyn<P> {
@@ -67,16 +54,13 @@ struct PendingSyn<P> {
 pub struct Endpoint<P = SocketAddr> {
     config: Arc<Config>,
     rng: Rng,
-    slots: Vec<Slot<P>>,
-    free: Vec<u32>,
-    live: usize,
+    conns: Slots<Connection<P>>,
     by_key: BTreeMap<(P, u16), u32>,
     incoming: VecDeque<PendingSyn<P>>,
     next_incoming: u64,
     resets: AnswerLimiter<(P, u16, u16)>,
     control: VecDeque<(P, [u8; HEADER_LEN])>,
-    ready: VecDeque<u32>,
-    timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    due: Vec<u32>,
     events: VecDeque<Event<P>>,
     stats: EndpointStats,
 }
@@ -90,16 +74,13 @@ impl<P: Clone + Debug + Ord> Endpoint<P> {
         Self {
             config,
             rng: Rng::new(seed),
-            slots: Vec::new(),
-            free: Vec::new(),
-            live: 0,
+            conns: Slots::default(),
             by_key: BTreeMap::new(),
             incoming: VecDeque::new(),
             next_incoming: 0,
             resets,
             control: VecDeque::new(),
-            ready: VecDeque::new(),
-            timers: BinaryHeap::new(),
+            due: Vec::new(),
             events: VecDeque::new(),
             stats: EndpointStats::default(),
         }
@@ -117,7 +98,7 @@ impl<P: Clone + Debug + Ord> Endpoint<P> {
 
     /// How many connections the endpoint holds (lingering closed ones included).
     pub fn connection_count(&self) -> usize {
-        self.live
+        self.conns.len()
     }
 
     /// How many incoming SYNs wait for `accept` or `refuse`.
@@ -239,7 +220,7 @@ impl<P: Clone + Debug + Ord> Endpoint<P> {
         self.expire(now);
         let pos =
             self.incoming.iter().position(|p| p.id == incoming).ok_or(AcceptError::Unknown)?;
-        if self.live >= self.config.max_connections() {
+        if self.conns.len() >= self.config.max_connections() {
             return Err(AcceptError::TooManyConnections);
         }
         let syn = self.incoming.remove(pos).ok_or(AcceptError::Unknown)?;
@@ -270,7 +251,7 @@ impl<P: Clone + Debug + Ord> Endpoint<P> {
     }
 
     fn check_capacity(&self) -> Result<(), ConnectError> {
-        if self.live >= self.config.max_connections() {
+        if self.conns.len() >= self.config.max_connections() {
             Err(ConnectError::TooManyConnections)
         } else {
             Ok(())
@@ -279,39 +260,20 @@ impl<P: Clone + Debug + Ord> Endpoint<P> {
 
     fn insert(&mut self, now: Instant, conn: Connection<P>) -> ConnectionHandle {
         let key = (conn.peer.clone(), conn.recv_id);
-        let index = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.slots.push(Slot { generation: 0, conn: None, timer: None, queued: false });
-                (self.slots.len() - 1) as u32
-            }
-        };
-        let slot = &mut self.slots[index as usize];
-        slot.conn = Some(conn);
-        slot.timer = None;
-        self.by_key.insert(key, index);
-        self.live += 1;
-        let handle = ConnectionHandle { index, generation: slot.generation };
-        self.touch(index, now);
-        handle
+        let slot = self.conns.insert(conn);
+        self.by_key.insert(key, slot.index);
+        self.touch(slot.index, now);
+        ConnectionHandle(slot)
     }
 
     // ---- application commands on connections ---------------------------------------
 
     fn slot_of(&self, h: ConnectionHandle) -> Option<&Connection<P>> {
-        let slot = self.slots.get(h.index as usize)?;
-        if slot.generation != h.generation {
-            return None;
-        }
-        slot.conn.as_ref()
+        self.conns.get(h.0)
     }
 
     fn conn_mut(&mut self, h: ConnectionHandle) -> Option<&mut Connection<P>> {
-        let slot = self.slots.get_mut(h.index as usize)?;
-        if slot.generation != h.generation {
-            return None;
-        }
-        slot.conn.as_mut().filter(|c| !c.is_closed())
+        self.conns.get_mut(h.0).filter(|c| !c.is_closed())
     }
 
     /// Queues `data` for sending; returns how many bytes were taken (possibly fewer than
@@ -325,7 +287,7 @@ impl<P: Clone + Debug + Ord> Endpoint<P> {
     pub fn write(&mut self, h: ConnectionHandle, data: &[u8]) -> Result<usize, WriteError> {
         let conn = self.conn_mut(h).ok_or(WriteError::Closed)?;
         let n = conn.write(data)?;
-        self.schedule(h.index);
+        self.conns.schedule(h.0.index);
         Ok(n)
     }
 
@@ -337,13 +299,9 @@ impl<P: Clone + Debug + Ord> Endpoint<P> {
     /// [`ReadError::Blocked`] when nothing has arrived yet (wait for [`Event::Readable`]);
     /// [`ReadError::Closed`] when the connection is gone.
     pub fn read(&mut self, h: ConnectionHandle, buf: &mut [u8]) -> Result<usize, ReadError> {
-        let slot = self.slots.get_mut(h.index as usize).ok_or(ReadError::Closed)?;
-        if slot.generation != h.generation {
-            return Err(ReadError::Closed);
-        }
-        let conn = slot.conn.as_mut().ok_or(ReadError::Closed)?;
+        let conn = self.conns.get_mut(h.0).ok_or(ReadError::Closed)?;
         let n = conn.read(buf)?;
-        self.schedule(h.index);
+        self.conns.schedule(h.0.index);
         Ok(n)
     }
 
@@ -352,7 +310,7 @@ impl<P: Clone + Debug + Ord> Endpoint<P> {
     pub fn shutdown(&mut self, h: ConnectionHandle) {
         if let Some(conn) = self.conn_mut(h) {
             conn.shutdown();
-            self.schedule(h.index);
+            self.conns.schedule(h.0.index);
         }
     }
 
@@ -363,7 +321,7 @@ impl<P: Clone + Debug + Ord> Endpoint<P> {
     pub fn close(&mut self, now: Instant, h: ConnectionHandle) {
         if let Some(conn) = self.conn_mut(h) {
             conn.close(now);
-            self.touch(h.index, now);
+            self.touch(h.0.index, now);
         }
     }
 
@@ -372,7 +330,7 @@ impl<P: Clone + Debug + Ord> Endpoint<P> {
     pub fn reset(&mut self, now: Instant, h: ConnectionHandle) {
         if let Some(conn) = self.conn_mut(h) {
             conn.reset(now);
-            self.touch(h.index, now);
+            self.touch(h.0.index, now);
         }
     }
 
@@ -418,30 +376,20 @@ impl<P: Clone + Debug + Ord> Endpoint<P> {
     }
 
     fn conn_at(&mut self, index: u32) -> Option<&mut Connection<P>> {
-        self.slots.get_mut(index as usize)?.conn.as_mut()
-    }
-
-    /// Queues the slot for `poll_transmit`.
-    fn schedule(&mut self, index: u32) {
-        if let Some(slot) = self.slots.get_mut(index as usize) {
-            if !slot.queued {
-                slot.queued = true;
-                self.ready.push_back(index);
-            }
-        }
+        self.conns.at_mut(index)
     }
 
     /// After a connection changed: collect its events, re-arm its timer, queue it for
     /// sending, and forget it if it is over.
     fn touch(&mut self, index: u32, now: Instant) {
-        self.schedule(index);
+        self.conns.schedule(index);
         self.after_change(index, now);
     }
 
     fn after_change(&mut self, index: u32, now: Instant) {
-        let Some(slot) = self.slots.get_mut(index as usize) else { return };
-        let handle = ConnectionHandle { index, generation: slot.generation };
-        let Some(conn) = slot.conn.as_mut() else { return };
+        let Some(key) = self.conns.key(index) else { return };
+        let handle = ConnectionHandle(key);
+        let Some(conn) = self.conns.at_mut(index) else { return };
         while let Some(ev) = conn.poll_event() {
             self.events.push_back(match ev {
                 ConnEvent::Connected => Event::Connected(handle),
@@ -452,20 +400,12 @@ impl<P: Clone + Debug + Ord> Endpoint<P> {
         }
         if conn.is_removable(now) {
             let key = (conn.peer.clone(), conn.recv_id);
-            slot.conn = None;
-            slot.timer = None;
-            slot.generation = slot.generation.wrapping_add(1);
+            self.conns.remove(index);
             self.by_key.remove(&key);
-            self.free.push(index);
-            self.live -= 1;
             return;
         }
-        if let Some(t) = conn.next_timeout() {
-            if slot.timer.is_none_or(|queued| t < queued) {
-                slot.timer = Some(t);
-                self.timers.push(Reverse((t, index, slot.generation)));
-            }
-        }
+        let next = conn.next_timeout();
+        self.conns.arm(index, next);
     }
 
     fn send_reset(&mut self, now: Instant, peer: P, connection_id: u16, their_seq: u16) {
@@ -515,7 +455,7 @@ impl<P: Clone + Debug + Ord> Endpoint<P> {
         if self.incoming.iter().any(|p| p.peer == peer && p.header.connection_id == id) {
             return; // a retransmitted SYN still waiting for the application
         }
-        if self.live >= self.config.max_connections()
+        if self.conns.len() >= self.config.max_connections()
             || self.incoming.len() >= self.config.max_pending_incoming()
         {
             self.stats.incoming_refused += 1;
@@ -539,8 +479,7 @@ impl<P: Clone + Debug + Ord> Endpoint<P> {
 
     fn handle_reset(&mut self, now: Instant, peer: &P, id: u16) {
         let matches_send = |this: &Self, recv: u16| {
-            this.lookup(peer, recv)
-                .filter(|&i| this.slots[i as usize].conn.as_ref().is_some_and(|c| c.send_id == id))
+            this.lookup(peer, recv).filter(|&i| this.conns.at(i).is_some_and(|c| c.send_id == id))
         };
         let found = self
             .lookup(peer, id)
@@ -590,27 +529,17 @@ impl<P: Clone + Debug + Ord> Machine for Endpoint<P> {
 
     fn handle_timeout(&mut self, now: Instant) {
         self.expire(now);
-        // Take the due entries first: a connection re-armed while handling them waits for
-        // the next call, so one call always ends.
-        let mut due = Vec::new();
-        while let Some(&Reverse(entry)) = self.timers.peek() {
-            if entry.0 > now {
-                break;
-            }
-            self.timers.pop();
-            due.push(entry);
-        }
-        for (t, index, generation) in due {
-            let Some(slot) = self.slots.get_mut(index as usize) else { continue };
-            if slot.generation != generation || slot.timer != Some(t) {
-                continue; // superseded
-            }
-            slot.timer = None;
-            if let Some(conn) = slot.conn.as_mut() {
+        // The due slots first: a connection re-armed while handling them waits for the
+        // next call, so one call always ends.
+        let mut due = core::mem::take(&mut self.due);
+        self.conns.take_due(now, &mut due);
+        for &index in &due {
+            if let Some(conn) = self.conns.at_mut(index) {
                 conn.handle_timeout(now);
             }
             self.touch(index, now);
         }
+        self.due = due;
     }
 
     fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit<P>> {
@@ -620,15 +549,12 @@ impl<P: Clone + Debug + Ord> Machine for Endpoint<P> {
             self.stats.datagrams_sent += 1;
             return Some(Transmit::single(peer, buf.len()));
         }
-        while let Some(index) = self.ready.pop_front() {
-            let Some(slot) = self.slots.get_mut(index as usize) else { continue };
-            slot.queued = false;
-            let Some(conn) = slot.conn.as_mut() else { continue };
+        while let Some(index) = self.conns.pop_ready() {
+            let Some(conn) = self.conns.at_mut(index) else { continue };
             if conn.poll_transmit(now, buf) {
                 let destination = conn.peer.clone();
                 // It may have more: back of the queue, so connections take turns.
-                slot.queued = true;
-                self.ready.push_back(index);
+                self.conns.schedule(index);
                 self.after_change(index, now);
                 self.stats.datagrams_sent += 1;
                 return Some(Transmit::single(destination, buf.len()));
@@ -639,7 +565,7 @@ impl<P: Clone + Debug + Ord> Machine for Endpoint<P> {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        let timer = self.timers.peek().map(|Reverse((t, _, _))| *t);
+        let timer = self.conns.next_timeout();
         let incoming = self.incoming.front().map(|p| p.deadline);
         match (timer, incoming) {
             (Some(a), Some(b)) => Some(a.min(b)),
