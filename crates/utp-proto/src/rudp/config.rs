@@ -157,7 +157,8 @@ impl Config {
     }
 
     /// Replaces the congestion controller (any [`Controller`](crate::congestion::Controller),
-    /// uTP's LEDBAT included).
+    /// uTP's LEDBAT included). rudp carries no one-way timestamps: the queueing delay a
+    /// delay-based controller gets is the round trip beyond the smallest one seen.
     pub fn set_congestion(&mut self, factory: Arc<dyn ControllerFactory>) -> &mut Self {
         self.congestion = factory;
         self

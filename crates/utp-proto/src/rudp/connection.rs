@@ -680,9 +680,13 @@ impl<P> Connection<P> {
         if acked > 0 {
             self.backoff = 0;
             self.probes = 0;
+            // No one-way timestamps in rudp: a delay-based controller (LEDBAT) steers by the
+            // round trip beyond the smallest one, and without it would never grow.
+            let queuing_delay =
+                outcome.rtt.zip(self.rtt.min()).map(|(rtt, min)| rtt.saturating_sub(min));
             self.cc.on_ack(
                 now,
-                &AckSample { bytes_acked: acked, queuing_delay: None, min_rtt: outcome.rtt },
+                &AckSample { bytes_acked: acked, queuing_delay, min_rtt: outcome.rtt },
             );
         }
         if outcome.lost > 0 {
