@@ -40,8 +40,8 @@
 //! | 23.. | (no-op) | | |
 //!
 //! Messages have their length from the input and their bytes from their connection, their
-//! number and the offset ([`message_byte`]), so the receiver checks every byte; direct
-//! datagrams likewise ([`direct_byte`]).
+//! number and the offset ([`message_bytes`]), so the receiver checks every byte; direct
+//! datagrams likewise ([`direct_bytes`]).
 //!
 //! # What it checks
 //!
@@ -301,16 +301,16 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// Byte `offset` of message `number` of stream `stream`: a misplaced, stale or foreign byte
-/// shows.
-fn message_byte(stream: u64, number: u64, offset: u64) -> u8 {
+/// The `len` bytes of message `number` of stream `stream`: a misplaced, stale or foreign
+/// byte shows.
+fn message_bytes(stream: u64, number: u64, len: usize) -> impl Iterator<Item = u8> {
     let base = mix(stream.rotate_left(40) ^ number);
-    ((base ^ offset).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8
+    (0..len as u64).map(move |k| ((base ^ k).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
 }
 
-/// Byte `offset` of direct datagram `number` of stream `stream`.
-fn direct_byte(stream: u64, number: u64, offset: u64) -> u8 {
-    message_byte(stream | 1 << 63, number, offset)
+/// The `len` bytes of direct datagram `number` of stream `stream`.
+fn direct_bytes(stream: u64, number: u64, len: usize) -> impl Iterator<Item = u8> {
+    message_bytes(stream | 1 << 63, number, len)
 }
 
 fn side_of(name: u8) -> Option<usize> {
@@ -766,7 +766,7 @@ impl Harness {
         }
         let c = &self.conns[i];
         let number = c.sent.len() as u64;
-        let message: Vec<u8> = (0..len as u64).map(|k| message_byte(c.stream, number, k)).collect();
+        let message: Vec<u8> = message_bytes(c.stream, number, len).collect();
         let r = self.eps[side].send(handle, &message);
         let c = &mut self.conns[i];
         let open = c.connected && c.closed.is_none();
@@ -824,10 +824,9 @@ impl Harness {
                             w.sent[number],
                             "conn {i}: message {number} has the wrong length"
                         );
-                        for (k, &byte) in message.iter().enumerate() {
-                            assert_eq!(
-                                byte,
-                                message_byte(w.stream, number as u64, k as u64),
+                        let expected = message_bytes(w.stream, number as u64, message.len());
+                        if let Some(k) = message.iter().zip(expected).position(|(a, b)| *a != b) {
+                            panic!(
                                 "conn {i}: byte {k} of message {number} differs from what was sent"
                             );
                         }
@@ -861,7 +860,7 @@ impl Harness {
         let max = self.configs[side].max_direct();
         let c = &self.conns[i];
         let number = c.directs.len() as u64;
-        let payload: Vec<u8> = (0..len as u64).map(|k| direct_byte(c.stream, number, k)).collect();
+        let payload: Vec<u8> = direct_bytes(c.stream, number, len).collect();
         let r = self.eps[side].send_direct(handle, &payload);
         let c = &mut self.conns[i];
         let open = c.connected && c.closed.is_none();
@@ -906,10 +905,7 @@ impl Harness {
                         let w = &self.conns[w];
                         let genuine = w.directs.iter().enumerate().any(|(n, &len)| {
                             len == payload.len()
-                                && payload
-                                    .iter()
-                                    .enumerate()
-                                    .all(|(k, &b)| b == direct_byte(w.stream, n as u64, k as u64))
+                                && payload.iter().copied().eq(direct_bytes(w.stream, n as u64, len))
                         });
                         assert!(genuine, "conn {i} received a direct datagram its peer never sent");
                     }
