@@ -13,8 +13,8 @@ use utp_proto::tftp::{Config, Direction, Rollover};
 use utp_proto::wire::tftp::ErrorCode;
 use utp_tokio::tftp::{ServerConfig, ServerEvent, WritePolicy};
 
-use crate::Failure;
 use crate::transfer::{self, Signals};
+use crate::{Failure, size};
 
 use super::{parse_in, parse_rollover, parse_timeout};
 
@@ -48,7 +48,7 @@ pub(crate) struct Args {
 
     /// The largest upload accepted, in bytes, or with a K, M, G or T suffix (powers of
     /// 1024). Checked against the size a client announces and again as data arrives.
-    #[arg(long, value_name = "BYTES", default_value = DEFAULT_MAX_UPLOAD, value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", default_value = DEFAULT_MAX_UPLOAD, value_parser = parse_max_upload)]
     max_upload: u64,
 
     /// Transfers in progress at once; more requests are refused with "server busy".
@@ -175,26 +175,9 @@ fn bind_failure(args: &Args, e: &io::Error) -> Failure {
     Failure::Runtime(format!("cannot serve {} on {}: {e}{hint}", args.root.display(), args.listen))
 }
 
-/// A size in bytes: digits, optionally followed by K, M, G or T (powers of 1024).
-fn parse_size(text: &str) -> Result<u64, String> {
-    let message = || {
-        format!("--max-upload must be a size in bytes like 1048576, 512K, 100M or 4G, got `{text}`")
-    };
-    let (digits, shift) = match text.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let shift = match c.to_ascii_uppercase() {
-                'K' => 10,
-                'M' => 20,
-                'G' => 30,
-                'T' => 40,
-                _ => return Err(message()),
-            };
-            (&text[..i], shift)
-        }
-        _ => (text, 0),
-    };
-    let n: u64 = digits.parse().map_err(|_| message())?;
-    n.checked_mul(1 << shift).ok_or_else(message)
+/// `--max-upload`: a size, as [`size::parse`] reads it.
+fn parse_max_upload(text: &str) -> Result<u64, String> {
+    size::parse(text, "--max-upload")
 }
 
 fn parse_max_transfers(text: &str) -> Result<usize, String> {
@@ -216,13 +199,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes() {
-        assert_eq!(parse_size("4G"), Ok(4 << 30));
-        assert_eq!(parse_size("512k"), Ok(512 << 10));
-        assert_eq!(parse_size("1000"), Ok(1000));
-        for bad in ["", "G", "4X", "-1", "99999999999T"] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
+    fn max_upload_is_a_size() {
+        assert_eq!(parse_max_upload("4G"), Ok(4 << 30));
+        assert!(parse_max_upload("4X").unwrap_err().starts_with("--max-upload must be a size"));
     }
 
     #[test]
