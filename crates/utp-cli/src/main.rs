@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 mod decode;
 mod recv;
 mod relay;
+mod rudp;
 mod send;
+mod size;
 mod tftp;
 mod transfer;
 
@@ -30,6 +32,8 @@ enum Command {
     Send(send::Args),
     /// Receive uTP streams into a file (or standard output).
     Recv(recv::Args),
+    /// rudp messages: listen and print them, or send files and lines as messages.
+    Rudp(rudp::Args),
     /// TFTP: serve a directory, or get and put files.
     Tftp(tftp::Args),
 }
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Command::Relay(args) => relay::run(&args),
         Command::Send(args) => send::run(&args),
         Command::Recv(args) => recv::run(&args),
+        Command::Rudp(args) => rudp::run(&args),
         Command::Tftp(args) => tftp::run(&args),
     };
     let (message, status) = match result {

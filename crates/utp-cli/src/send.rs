@@ -49,7 +49,7 @@ pub(crate) struct Args {
 }
 
 /// Accepts HOST:PORT (with `[...]` around an IPv6 address); the host is resolved later.
-fn parse_host_port(text: &str) -> Result<String, String> {
+pub(crate) fn parse_host_port(text: &str) -> Result<String, String> {
     let malformed = || format!("expected HOST:PORT (for example 127.0.0.1:9000), got `{text}`");
     let (host, port) = text.rsplit_once(':').ok_or_else(malformed)?;
     if host.is_empty() || port.parse::<u16>().is_err() {
@@ -292,7 +292,7 @@ async fn abort(stream: UtpStream, socket: &UtpSocket) {
 
 /// Resolves `addr` (HOST:PORT), preferring IPv4: `utp recv` listens on 0.0.0.0 by default,
 /// and `localhost` often resolves to `::1` first.
-async fn resolve(addr: &str) -> Result<SocketAddr, Failure> {
+pub(crate) async fn resolve(addr: &str) -> Result<SocketAddr, Failure> {
     if let Ok(peer) = addr.parse() {
         return Ok(peer);
     }
