@@ -665,7 +665,7 @@ impl<P> Connection<P> {
         window: u32,
         ranges: Ranges<'_>,
     ) {
-        if largest >= self.sender_next_pn() || delivered > self.sender.next_message() {
+        if largest >= self.sender_next_pn() || delivered > self.sender.sent_messages() {
             self.stats.dropped_invalid += 1; // acknowledges what was never sent
             return;
         }

@@ -154,6 +154,12 @@ impl Sender {
         self.base + self.messages.len() as u64
     }
 
+    /// Every message numbered below this has had each of its fragments sent at least once:
+    /// the most a receiver can have delivered (messages still queued were never sent).
+    pub(crate) fn sent_messages(&self) -> u64 {
+        self.cursor.0
+    }
+
     /// Queues a message; returns its number. The caller checked its size.
     pub(crate) fn push(&mut self, data: &[u8]) -> u64 {
         let fragments = data.len().div_ceil(self.fragment_size).max(1) as u32;
