@@ -679,3 +679,46 @@ fn an_endpoint_listens_and_connects_at_once() {
     });
     assert_eq!(net.b.connection_count(), 2);
 }
+
+#[test]
+fn a_round_trip_is_sampled_only_when_no_connect_was_sent_twice() {
+    let mut net = Net::default_pair(17);
+    let s = Session::establish(&mut net);
+    assert_eq!(net.a.stats(s.alice()).expect("alive").rtt, Some(ms(20)));
+
+    // The first CONNECT is lost: the answer to the second could be the first's (Karn).
+    let mut net = Net::default_pair(18);
+    net.set_filter(|d| {
+        if d.is(ALICE, PacketType::Connect) && d.nth == 0 { Fate::Drop } else { Fate::Deliver }
+    });
+    let s = Session::establish(&mut net);
+    assert_eq!(net.sent_of(ALICE, PacketType::Connect).len(), 3);
+    assert_eq!(net.a.stats(s.alice()).expect("alive").rtt, None);
+}
+
+#[test]
+fn accepting_a_starter_that_gave_up_is_answered_with_code_5() {
+    // Alice gives up at her handshake timeout while Bob still holds her CONNECT; when he
+    // accepts later, her endpoint no longer knows the connection and says so.
+    let mut bob = Config::default();
+    bob.set_incoming_timeout(Duration::from_secs(30)).expect("valid");
+    let mut net = Net::new(Config::default(), bob, 19);
+    let mut s = Session::connect(&mut net);
+    s.auto_accept = false;
+    s.run_until(&mut net, 10_000, |s, _| s.closed_a.is_some());
+    assert_eq!(s.closed_a.clone().map(|c| c.1), Some(CloseReason::HandshakeTimeout));
+    s.run_for(&mut net, Duration::from_secs(2));
+    assert_eq!(net.a.connection_count(), 0);
+    let Some((_, Event::Incoming { id, .. })) = s.events_b.first().cloned() else {
+        panic!("Bob got the CONNECT")
+    };
+    let accepted_at = net.now;
+    s.bob = Some(net.b.accept(accepted_at, id).expect("still pending"));
+    s.run_until(&mut net, 1000, |s, _| s.closed_b.is_some());
+    let (at, reason) = s.closed_b.clone().expect("closed");
+    assert_eq!(
+        reason,
+        CloseReason::Peer { code: CloseCode::UnknownConnection, reason: String::new() }
+    );
+    assert_eq!(at, accepted_at + ms(20), "one round trip after the CONNECT-ACK");
+}

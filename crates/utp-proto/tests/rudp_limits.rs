@@ -172,8 +172,16 @@ fn unread_receiver(size: usize, count: usize, limit: usize, max_message: u32, se
     );
     assert!(s.closed_a.is_none() && s.closed_b.is_none(), "a closed window is not a failure");
     assert!(peak >= limit.min(size + MESSAGE_OVERHEAD), "the memory was used: {peak}");
-    // The application reads: everything arrives, exactly once and in order.
+    // The application reads: the window update goes at once, not with the next DATA...
     s.read_b = true;
+    let (mark, read_at) = (net.log.len(), net.now);
+    s.poll(&mut net);
+    net.flush();
+    assert!(
+        net.since(mark).iter().any(|d| d.is(BOB, PacketType::DataAck) && d.at == read_at),
+        "a DATA-ACK announces the opened window"
+    );
+    // ...and everything arrives, exactly once and in order.
     net.run_until(1_000_000, |n| {
         s.poll(n);
         check(n, &mut sent, &mut peak);

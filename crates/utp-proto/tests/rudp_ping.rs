@@ -8,10 +8,10 @@ mod rudp_common;
 use std::time::Duration;
 
 use rudp_common::{ALICE, BOB, Fate, Net, Session, establish_pair, pair};
-use utp_proto::Instant;
 use utp_proto::rudp::{CloseCode, CloseReason, Config, Event, State};
 use utp_proto::sim::LinkConfig;
 use utp_proto::wire::rudp::{Packet, PacketType};
+use utp_proto::{Instant, Machine};
 
 fn secs(v: u64) -> Duration {
     Duration::from_secs(v)
@@ -24,10 +24,10 @@ fn an_idle_connection_stays_up_for_ten_minutes() {
     let (alice, bob) = establish_pair(&mut p);
     p.drive_for(secs(600)).expect("no livelock");
     let mut events = Vec::new();
-    while let Some(e) = utp_proto::Machine::poll_event(&mut p.a) {
+    while let Some(e) = p.a.poll_event() {
         events.push(e);
     }
-    while let Some(e) = utp_proto::Machine::poll_event(&mut p.b) {
+    while let Some(e) = p.b.poll_event() {
         events.push(e);
     }
     assert!(
@@ -201,4 +201,27 @@ fn an_outage_shorter_than_the_timeout_is_survived() {
     assert_eq!(s.recv_b, [b"still there".to_vec()]);
     let pings_a = net.a.stats(s.alice()).expect("alive").pings_sent;
     assert!(pings_a >= 3, "Alice pinged through the outage ({pings_a})");
+}
+
+#[test]
+fn at_most_four_ping_acks_are_owed_at_once() {
+    let mut net = Net::default_pair(6);
+    let s = Session::establish(&mut net);
+    let (bob_id, _) = net.b.connection_ids(s.bob()).expect("alive");
+    let mark = net.log.len();
+    for ping_id in 1..=10 {
+        let ping = rudp_common::emit(bob_id, Packet::Ping { ping_id });
+        net.b.handle_datagram(net.now, ALICE, &ping);
+    }
+    net.flush();
+    let acks: Vec<u64> = net
+        .since(mark)
+        .iter()
+        .filter(|d| d.is(BOB, PacketType::PingAck))
+        .filter_map(|d| match d.datagram()?.packet {
+            Packet::PingAck { ping_id } => Some(ping_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks, [1, 2, 3, 4], "the first four, echoed");
 }
