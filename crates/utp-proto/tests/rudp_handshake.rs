@@ -243,6 +243,7 @@ fn the_listener_never_amplifies_under_a_spoofed_connect_flood() {
 fn forged_or_expired_cookies_are_counted_and_challenged_again() {
     let mut net = Net::default_pair(4);
     let cookie = to_bob(&mut net, MALLORY, &connect_bytes(42, None))[0].cookie().expect("cookie");
+    let other = to_bob(&mut net, MALLORY, &connect_bytes(43, None))[0].cookie().expect("cookie");
     let bad = |net: &Net| net.b.endpoint_stats().bad_cookies;
 
     let mut cases: Vec<(&str, u8, Vec<u8>)> = Vec::new();
@@ -263,16 +264,15 @@ fn forged_or_expired_cookies_are_counted_and_challenged_again() {
         assert_no_state(&mut net);
     }
 
-    // Within its lifetime (10 s) the genuine cookie is good...
+    // Within its lifetime (10 s) a genuine cookie is good (another starter's, issued at the
+    // same time)...
     net.run_for(Duration::from_secs(9));
-    let fresh = to_bob(&mut net, MALLORY, &connect_bytes(42, Some(&cookie)));
+    let fresh = to_bob(&mut net, MALLORY, &connect_bytes(43, Some(&other)));
     assert_eq!(fresh.len(), 0, "a valid cookie is not answered until accept or refuse");
     assert_eq!(net.b.pending_incoming(), 1);
-    let Some(Event::Incoming { id, peer: MALLORY }) = net.b.poll_event() else {
+    let Some(Event::Incoming { peer: MALLORY, .. }) = net.b.poll_event() else {
         panic!("a valid cookie makes an Incoming")
     };
-    net.b.refuse(id);
-    net.flush();
     // ...and after it, it is expired: counted, and a new challenge.
     net.run_for(Duration::from_secs(2));
     let before = bad(&net);
@@ -281,10 +281,10 @@ fn forged_or_expired_cookies_are_counted_and_challenged_again() {
     assert_eq!(answer.len(), 1);
     let renewed = answer[0].cookie().expect("a new challenge");
     assert_ne!(renewed, cookie);
-    assert_no_state(&mut net);
+    assert_eq!(net.b.pending_incoming(), 1, "only the other starter's");
     // The new cookie works.
     assert_eq!(to_bob(&mut net, MALLORY, &connect_bytes(42, Some(&renewed))).len(), 0);
-    assert_eq!(net.b.pending_incoming(), 1);
+    assert_eq!(net.b.pending_incoming(), 2);
     assert_eq!(bad(&net), before + 1);
 }
 
@@ -721,4 +721,56 @@ fn accepting_a_starter_that_gave_up_is_answered_with_code_5() {
         CloseReason::Peer { code: CloseCode::UnknownConnection, reason: String::new() }
     );
     assert_eq!(at, accepted_at + ms(20), "one round trip after the CONNECT-ACK");
+}
+
+#[test]
+fn a_refused_starters_connect_again_gets_the_refusal_again_not_a_new_incoming() {
+    // Bob's refusal is lost: Alice's repeated CONNECT (with the same valid cookie) is
+    // answered with the refusal again, and the application sees one Incoming, not two.
+    let mut net = Net::default_pair(20);
+    net.set_filter(|d| {
+        if d.is(BOB, PacketType::Close) && d.nth == 0 { Fate::Drop } else { Fate::Deliver }
+    });
+    let mut s = Session::connect(&mut net);
+    s.auto_accept = false;
+    let mut refused = 0;
+    net.run_until(10_000, |n| {
+        s.poll(n);
+        for e in &s.events_b[refused..] {
+            if let (_, Event::Incoming { id, .. }) = e {
+                n.b.refuse(*id);
+            }
+        }
+        refused = s.events_b.len();
+        s.closed_a.is_some()
+    });
+    assert_eq!(s.incoming_b(), 1, "one Incoming per starter\n{}", net.trace());
+    assert_eq!(
+        s.closed_a.clone().map(|c| c.1),
+        Some(CloseReason::Peer { code: CloseCode::Normal, reason: "connection refused".into() })
+    );
+    let refusals = net.sent_of(BOB, PacketType::Close);
+    assert_eq!(refusals.len(), 2, "the refusal, lost, and again for the repeated CONNECT");
+    assert_eq!(refusals[0].bytes, refusals[1].bytes);
+    assert_eq!(net.b.pending_incoming(), 0);
+
+    // The same after incoming_timeout: a CONNECT repeated after the expiry gets the
+    // expiry's CLOSE again.
+    let mut bob = Config::default();
+    bob.set_incoming_timeout(ms(500)).expect("valid");
+    let mut net = Net::new(Config::default(), bob, 21);
+    net.set_filter(|d| {
+        if d.is(BOB, PacketType::Close) && d.nth == 0 { Fate::Drop } else { Fate::Deliver }
+    });
+    let mut s = Session::connect(&mut net);
+    s.auto_accept = false;
+    s.run_until(&mut net, 10_000, |s, _| s.closed_a.is_some());
+    assert_eq!(s.incoming_b(), 1);
+    assert_eq!(
+        s.closed_a.clone().map(|c| c.1),
+        Some(CloseReason::Peer {
+            code: CloseCode::LimitExceeded,
+            reason: "not accepted in time".into()
+        })
+    );
 }

@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use core::fmt::Debug;
 use core::hash::Hash;
 use core::net::SocketAddr;
+use core::time::Duration;
 
 use crate::answer_limiter::AnswerLimiter;
 use crate::rudp::Config;
@@ -37,6 +38,9 @@ pub struct IncomingId(u64);
 /// connections) before new ones are dropped, for a driver slow to drain `poll_transmit`.
 const MAX_CONTROL: usize = 1024;
 
+/// Most refused starters remembered (see [`Refused`]); the oldest are forgotten first.
+const MAX_REFUSED: usize = 1024;
+
 /// The reason sent when a listener is full; short, so the CLOSE fits in the 64 bytes of
 /// the CONNECT it answers.
 const BUSY: &str = "listener busy";
@@ -51,6 +55,18 @@ struct Pending<P> {
     max_message: u32,
     window: u32,
     deadline: Instant,
+}
+
+/// A starter the application refused, or that was not accepted in time: until its cookie
+/// expires, its CONNECT again (a retransmission, or its refusal was lost) is answered with
+/// the same CLOSE rather than reported as a new incoming connection.
+#[derive(Debug)]
+struct Refused<P> {
+    peer: P,
+    remote_id: u64,
+    reason: &'static str,
+    code: CloseCode,
+    until: Instant,
 }
 
 /// A datagram the endpoint sends on its own behalf: never more than 64 bytes.
@@ -89,6 +105,7 @@ pub struct Endpoint<P = SocketAddr> {
     by_id: BTreeMap<u64, u32>,
     by_remote: BTreeMap<(P, u64), u32>,
     incoming: VecDeque<Pending<P>>,
+    refused: VecDeque<Refused<P>>,
     next_incoming: u64,
     answers: AnswerLimiter<(P, u64)>,
     control: VecDeque<Control<P>>,
@@ -116,6 +133,7 @@ impl<P: Clone + Debug + Ord + Hash> Endpoint<P> {
             by_id: BTreeMap::new(),
             by_remote: BTreeMap::new(),
             incoming: VecDeque::new(),
+            refused: VecDeque::new(),
             next_incoming: 0,
             answers,
             control: VecDeque::new(),
@@ -211,7 +229,7 @@ impl<P: Clone + Debug + Ord + Hash> Endpoint<P> {
         if let Some(pos) = self.incoming.iter().position(|p| p.id == incoming) {
             if let Some(p) = self.incoming.remove(pos) {
                 self.stats.incoming_refused += 1;
-                self.queue_close(p.peer, p.remote_id, CloseCode::Normal, REFUSED);
+                self.refuse_pending(p, CloseCode::Normal, REFUSED);
             }
         }
     }
@@ -429,14 +447,39 @@ impl<P: Clone + Debug + Ord + Hash> Endpoint<P> {
         self.push_control(peer, Datagram { dst_id, packet: Packet::Close { code, reason } });
     }
 
-    /// Refuses incoming connections nobody accepted in time.
+    /// Refuses incoming connections nobody accepted in time, and forgets refused starters
+    /// whose cookies have expired.
     fn expire(&mut self, now: Instant) {
         while self.incoming.front().is_some_and(|p| now >= p.deadline) {
             if let Some(p) = self.incoming.pop_front() {
                 self.stats.incoming_refused += 1;
-                self.queue_close(p.peer, p.remote_id, CloseCode::LimitExceeded, EXPIRED);
+                self.refuse_pending(p, CloseCode::LimitExceeded, EXPIRED);
             }
         }
+        while self.refused.front().is_some_and(|r| now >= r.until) {
+            self.refused.pop_front();
+        }
+    }
+
+    /// Sends the CLOSE that refuses a pending connection, and remembers it to send again
+    /// for as long as the starter's cookie may be valid.
+    fn refuse_pending(&mut self, p: Pending<P>, code: CloseCode, reason: &'static str) {
+        // The cookie was valid when the CONNECT came, `incoming_timeout` before the deadline,
+        // and may stay so for `cookie_lifetime` plus a second (its clock is in seconds).
+        let until = p.deadline - self.config.incoming_timeout()
+            + self.config.cookie_lifetime()
+            + Duration::from_secs(1);
+        if self.refused.len() >= MAX_REFUSED {
+            self.refused.pop_front();
+        }
+        self.refused.push_back(Refused {
+            peer: p.peer.clone(),
+            remote_id: p.remote_id,
+            reason,
+            code,
+            until,
+        });
+        self.queue_close(p.peer, p.remote_id, code, reason);
     }
 
     fn handle_connect(
@@ -475,6 +518,12 @@ impl<P: Clone + Debug + Ord + Hash> Endpoint<P> {
         }
         if self.incoming.iter().any(|p| p.peer == peer && p.remote_id == src_id) {
             return; // a retransmission while the application decides
+        }
+        if let Some(r) = self.refused.iter().find(|r| r.peer == peer && r.remote_id == src_id) {
+            // Refused already: the refusal again (it may have been lost), not a new Incoming.
+            let (code, reason) = (r.code, r.reason);
+            self.queue_close(peer, src_id, code, reason);
+            return;
         }
         if self.incoming.len() >= self.config.max_pending()
             || self.conns.len() + self.incoming.len() >= self.config.max_connections()
