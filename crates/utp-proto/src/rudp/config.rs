@@ -139,7 +139,10 @@ settings! {
     /// How long a closed connection's id is remembered, to answer the peer's late packets
     /// (its next PING, if it missed every copy of our CLOSE) with the CLOSE again; unread
     /// messages are kept beyond it until they are read. A closed connection counts
-    /// against `max_connections` until then. Default 10 s, two ping intervals.
+    /// against `max_connections` until then. An accepted connection that sent a CLOSE is
+    /// remembered at least `cookie_lifetime` + 1 s after it was accepted, so that a late
+    /// copy of the starter's CONNECT cannot open a second one. Default 10 s, two ping
+    /// intervals.
     close_linger / set_close_linger: Duration, "any value", |_v| true;
     /// How many recent answers to packets of unknown connections (CLOSE code 5) are
     /// remembered to suppress repeats; when the table is full no further answers are sent.

@@ -99,6 +99,10 @@ pub(crate) struct Connection<P> {
     send_accept: bool,
     /// Set when a starter's handshake completed, until the endpoint indexed `remote_id`.
     pub(crate) newly_established: bool,
+    /// An accepted connection's id is remembered at least until then, closed or not: till
+    /// then a late copy of the starter's CONNECT still has a valid cookie, and would open a
+    /// second connection sending to the same starter connection.
+    remember_until: Instant,
     peer_max_message: u32,
     peer_window: usize,
     sender: Sender,
@@ -158,6 +162,7 @@ impl<P> Connection<P> {
             send_connect: false,
             send_accept: false,
             newly_established: false,
+            remember_until: now,
             peer_max_message: 0,
             peer_window: 0,
             sender: Sender::new(config.fragment_size()),
@@ -223,6 +228,8 @@ impl<P> Connection<P> {
         now: Instant,
     ) -> Self {
         let mut c = Self::new(peer, recv_id, remote_id, config, now);
+        // Cookies are checked in whole seconds: valid up to a second beyond their lifetime.
+        c.remember_until = now + c.config.cookie_lifetime() + Duration::from_secs(1);
         c.peer_max_message = peer_max_message;
         c.peer_window = peer_window as usize;
         c.send_accept = true;
@@ -394,7 +401,8 @@ impl<P> Connection<P> {
         let linger = match (&self.phase, &close) {
             // The peer does not know us yet (or told us it is gone): nothing to answer.
             (Phase::Connecting { .. }, _) | (_, None) => Duration::ZERO,
-            _ => self.config.close_linger(),
+            // The peer may still be there: its id is remembered for both reasons.
+            _ => self.config.close_linger().max(self.remember_until.saturating_duration_since(now)),
         };
         // A starter without the listener's id cannot address a CLOSE.
         let close = if self.remote_id == 0 { None } else { close };
