@@ -7,7 +7,7 @@ mod rudp_common;
 
 use std::time::Duration;
 
-use rudp_common::{ALICE, BOB, Net, Session, drain_events, emit};
+use rudp_common::{ALICE, BOB, Fate, Net, Session, drain_events, emit};
 use utp_proto::rudp::{
     CloseCode, CloseReason, Config, ConnectError, Event, MESSAGE_OVERHEAD, SendError,
 };
@@ -301,4 +301,48 @@ fn connect_is_refused_at_max_connections() {
     s.run_until(&mut net, 1000, |s, _| s.incoming_b() == 1);
     assert_eq!(net.b.pending_incoming(), 1);
     assert_eq!(net.b.connect(net.now, 21), Err(ConnectError::TooManyConnections));
+}
+
+#[test]
+fn a_lost_window_update_is_recovered_by_the_senders_probe() {
+    let bob = bob_config(|c| {
+        c.set_reassembly_memory(16_384).expect("valid");
+    });
+    let mut net = Net::new(Config::default(), bob, 11);
+    let mut s = Session::establish(&mut net);
+    s.read_b = false;
+    for i in 0..100u8 {
+        net.a.send(s.alice(), &[i; 1000]).expect("send");
+    }
+    s.run_for(&mut net, secs(10));
+    assert!(s.recv_b.is_empty());
+    // The DATA-ACK that announces the reopened window is lost.
+    let read_at = net.now;
+    net.set_filter(move |d| {
+        if d.is(BOB, PacketType::DataAck) && d.at == read_at { Fate::Drop } else { Fate::Deliver }
+    });
+    s.read_b = true;
+    s.run_until(&mut net, 100_000, |s, _| s.recv_b.len() == 100);
+    assert!(
+        net.now - read_at <= Config::default().delivery_timeout() + secs(1),
+        "resumed within a probe timeout: {:?}",
+        net.now - read_at
+    );
+    assert!(net.sent_of(BOB, PacketType::DataAck).iter().any(|d| d.at == read_at), "it was sent");
+    for (i, m) in s.recv_b.iter().enumerate() {
+        assert_eq!(m, &[i as u8; 1000]);
+    }
+}
+
+#[test]
+fn an_empty_message_is_a_message() {
+    let mut net = Net::default_pair(12);
+    let mut s = Session::establish(&mut net);
+    for m in [&b""[..], b"x", b"", b""] {
+        net.a.send(s.alice(), m).expect("send");
+    }
+    s.run_until(&mut net, 1000, |s, _| s.recv_b.len() == 4);
+    assert_eq!(s.recv_b, [vec![], b"x".to_vec(), vec![], vec![]]);
+    s.run_for(&mut net, ms(100));
+    assert_eq!(s.recv_b.len(), 4);
 }
