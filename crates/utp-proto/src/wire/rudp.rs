@@ -114,16 +114,16 @@ pub const MAX_REASON_LEN: usize = 512;
 pub const DATA_HEADER_LEN: usize = 34;
 
 /// Length of one range on the wire: `start` (u64) and `len` (u32).
-const RANGE_LEN: usize = 12;
+pub const RANGE_LEN: usize = 12;
 
 /// Length of a CONNECT-ACK before its cookie.
 const CONNECT_ACK_LEN: usize = 28;
 
 /// Length of a DATA-ACK before its ranges.
-const DATA_ACK_LEN: usize = 35;
+pub const DATA_ACK_LEN: usize = 35;
 
 /// Length of a REPEAT before its ranges.
-const REPEAT_LEN: usize = 11;
+pub const REPEAT_LEN: usize = 11;
 
 /// Length of a PING or PING-ACK.
 const PING_LEN: usize = 18;
