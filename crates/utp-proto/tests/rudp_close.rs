@@ -399,6 +399,11 @@ fn close_refuses_long_reasons_reserved_codes_and_a_second_close() {
             "Application({c}) has its own variant"
         );
     }
+    assert_eq!(
+        net.a.close(now, alice, CloseCode::UnknownConnection, "x"),
+        Err(CloseError::ReservedCode(5)),
+        "only the endpoint says it has no such connection"
+    );
     // Refusals leave the connection as it was.
     net.a.send(alice, b"still open").expect("send");
     s.run_until(&mut net, 1000, |s, _| s.recv_b.len() == 1);

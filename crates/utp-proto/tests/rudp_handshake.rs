@@ -774,3 +774,23 @@ fn a_refused_starters_connect_again_gets_the_refusal_again_not_a_new_incoming() 
         })
     );
 }
+
+#[test]
+fn answers_beyond_the_control_queue_are_dropped_and_counted() {
+    // An endpoint whose driver never drains `poll_transmit` queues at most 1024 answers of
+    // its own; the rest are dropped, and counted.
+    let mut bob = utp_proto::rudp::Endpoint::<u8>::new(Config::default().into(), [9; 32]);
+    let now = Instant::from_millis(1);
+    for i in 0..1100u64 {
+        bob.handle_datagram(now, ALICE, &connect_bytes(i + 1, None));
+    }
+    let stats = bob.endpoint_stats();
+    assert_eq!(stats.challenges_sent, 1100);
+    assert_eq!(stats.answers_dropped, 76);
+    let mut buf = Vec::new();
+    let mut sent = 0;
+    while bob.poll_transmit(now, &mut buf).is_some() {
+        sent += 1;
+    }
+    assert_eq!(sent, 1024);
+}

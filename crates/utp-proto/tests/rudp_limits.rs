@@ -346,3 +346,42 @@ fn an_empty_message_is_a_message() {
     s.run_for(&mut net, ms(100));
     assert_eq!(s.recv_b.len(), 4);
 }
+
+#[test]
+fn a_stalled_receiver_is_flow_control_not_congestion() {
+    // Bob's application does not read for 30 s. His window shuts once a message no longer
+    // fits (not merely when no byte does), so Alice waits instead of sending fragments he
+    // would drop; her probe timeouts meanwhile are zero-window probes, at most one per
+    // delivery_timeout, and her congestion window is not collapsed by them.
+    let bob = bob_config(|c| {
+        c.set_reassembly_memory(16_384).expect("valid");
+    });
+    let mut net = Net::new(Config::default(), bob, 11);
+    let mut s = Session::establish(&mut net);
+    s.read_b = false;
+    let (alice, bob) = (s.alice(), s.bob());
+    let mut sent = 0;
+    let mut feed = |n: &mut Net| {
+        while sent < 300 && n.a.writable(alice) >= 1000 {
+            n.a.send(alice, &[(sent % 251) as u8; 1000]).expect("send");
+            sent += 1;
+        }
+    };
+    net.run_for_with(secs(30), &mut feed);
+    let a = net.a.stats(alice).expect("alive");
+    let b = net.b.stats(bob).expect("alive");
+    let min_window = 2 * (Config::default().fragment_size() + MESSAGE_OVERHEAD);
+    assert!(a.cwnd > min_window, "the congestion window collapsed: {a:?}");
+    let probes = 30 / Config::default().delivery_timeout().as_secs() + 3;
+    assert!(b.dropped_memory <= probes, "{} fragments dropped for memory", b.dropped_memory);
+    assert_eq!(a.peer_window, 0, "the window is shut while no message fits");
+    s.read_b = true;
+    net.run_until(1_000_000, |n| {
+        s.poll(n);
+        feed(n);
+        s.recv_b.len() == 300
+    });
+    for (i, m) in s.recv_b.iter().enumerate() {
+        assert_eq!(m, &vec![(i % 251) as u8; 1000], "message {i}");
+    }
+}

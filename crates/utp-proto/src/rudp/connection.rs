@@ -20,8 +20,8 @@ use crate::rudp::{
     CloseError, CloseReason, Config, ConnectionStats, RecvError, SendDirectError, SendError,
 };
 use crate::wire::rudp::{
-    CLOSE_LEN, COOKIE_LEN, CloseCode, ConnectAck, Datagram, MAX_RANGES, MAX_REASON_LEN, Packet,
-    Ranges,
+    CLOSE_LEN, COOKIE_LEN, CloseCode, ConnectAck, DATA_ACK_LEN, Datagram, MAX_RANGES,
+    MAX_REASON_LEN, Packet, RANGE_LEN, REPEAT_LEN, Ranges,
 };
 
 /// Where a connection is in its life.
@@ -113,6 +113,9 @@ pub(crate) struct Connection<P> {
     backoff: u32,
     /// Packets that may go beyond the congestion window: the probes of a probe timeout.
     probes: u32,
+    /// When the probe timeout last fired (until something is acknowledged): the next one
+    /// counts from there, so a probe that could not go out does not fire again at once.
+    last_probe: Option<Instant>,
     cc: Box<dyn Controller>,
     ack_pending: u32,
     ack_now: bool,
@@ -171,6 +174,7 @@ impl<P> Connection<P> {
             rtt,
             backoff: 0,
             probes: 0,
+            last_probe: None,
             cc,
             ack_pending: 0,
             ack_now: false,
@@ -268,6 +272,13 @@ impl<P> Connection<P> {
     fn rto(&self) -> Duration {
         (self.rtt.backed_off_rto(self.backoff) + self.config.ack_delay_max())
             .min(self.config.delivery_timeout())
+    }
+
+    /// When the probe timeout fires: a timeout after the oldest packet in flight went, or
+    /// after the last probe timeout.
+    fn probe_deadline(&self) -> Option<Instant> {
+        let oldest = self.sender.oldest_in_flight()?;
+        Some(self.last_probe.map_or(oldest, |p| p.max(oldest)) + self.rto())
     }
 
     /// How long a packet may be overtaken by later ones before it counts as lost: a
@@ -380,10 +391,13 @@ impl<P> Connection<P> {
         if self.is_closed() {
             return Err(CloseError::Closed);
         }
-        if let CloseCode::Application(c) = code {
-            if c < CloseCode::APPLICATION || c == 5 {
+        match code {
+            CloseCode::Application(c) if c < CloseCode::APPLICATION || c == 5 => {
                 return Err(CloseError::ReservedCode(c));
             }
+            // Code 5 tells the peer we have no such connection: only the endpoint says that.
+            CloseCode::UnknownConnection => return Err(CloseError::ReservedCode(5)),
+            _ => {}
         }
         let max = self.max_reason();
         if reason.len() > max {
@@ -660,7 +674,7 @@ impl<P> Connection<P> {
         // Merge with a REPEAT not yet sent: the new gaps are above the old ones.
         let mut merged: Vec<(u64, u32)> = ranges[..n].to_vec();
         merged.append(&mut self.repeat);
-        merged.truncate(MAX_RANGES);
+        merged.truncate(self.ranges_that_fit(REPEAT_LEN));
         self.repeat = merged;
     }
 
@@ -688,6 +702,7 @@ impl<P> Connection<P> {
         if acked > 0 {
             self.backoff = 0;
             self.probes = 0;
+            self.last_probe = None;
             // No one-way timestamps in rudp: a delay-based controller (LEDBAT) steers by the
             // round trip beyond the smallest one, and without it would never grow.
             let queuing_delay =
@@ -743,7 +758,7 @@ impl<P> Connection<P> {
                 Some(repeat_at.map_or(until, |r| r.min(until)))
             }
             Phase::Established => {
-                let probe = self.sender.oldest_in_flight().map(|t| t + self.rto());
+                let probe = self.probe_deadline();
                 let loss = self.sender.loss_deadline();
                 let ack = (self.ack_pending > 0)
                     .then(|| self.first_unacked_at + self.config.ack_delay_max());
@@ -791,14 +806,20 @@ impl<P> Connection<P> {
                 self.cc.on_loss(now);
             }
         }
-        let rto = self.rto();
-        if self.sender.oldest_in_flight().is_some_and(|t| t + rto <= now) {
+        if self.probe_deadline().is_some_and(|t| t <= now) {
+            self.last_probe = Some(now);
             // No acknowledgement for a whole timeout: probe with the oldest fragment (its
             // acknowledgement, or that of the probe, shows what was lost) rather than
             // declaring everything lost, which a late acknowledgement would make spurious.
             self.stats.timeouts += 1;
             self.backoff = (self.backoff + 1).min(16);
-            if self.backoff >= PERSISTENT_CONGESTION {
+            if self.peer_window == 0 {
+                // The receiver has no room: its silence is flow control, not congestion.
+                // What is in flight goes back to the queue (it was dropped, or will be
+                // repeated) and the zero-window probe takes over; the congestion window
+                // stays as it was.
+                self.sender.on_timeout();
+            } else if self.backoff >= PERSISTENT_CONGESTION {
                 self.sender.on_timeout();
                 self.cc.on_timeout(now, false);
             } else if self.sender.probe() {
@@ -934,7 +955,8 @@ impl<P> Connection<P> {
 
     fn emit_ack(&mut self, now: Instant, buf: &mut Vec<u8>) {
         let mut pairs = [(0, 0); MAX_RANGES];
-        let n = self.received.ack_ranges(&mut pairs);
+        // The newest first: those left out are the oldest.
+        let n = self.received.ack_ranges(&mut pairs).min(self.ranges_that_fit(DATA_ACK_LEN));
         let largest = self.received.largest().unwrap_or(0);
         let window = self.window_to_advertise();
         self.last_window = window as usize;
@@ -952,6 +974,12 @@ impl<P> Connection<P> {
         Datagram { dst_id: self.remote_id, packet }.emit(buf);
         self.ack_pending = 0;
         self.ack_now = false;
+    }
+
+    /// How many ranges fit a DATA-ACK or REPEAT (`fixed` bytes before its ranges) within
+    /// `datagram_size`: [`MAX_RANGES`] unless datagrams are small.
+    fn ranges_that_fit(&self, fixed: usize) -> usize {
+        (self.config.datagram_size().saturating_sub(fixed) / RANGE_LEN).min(MAX_RANGES)
     }
 
     /// How long a direct datagram counts against the congestion window.

@@ -433,6 +433,7 @@ impl<P: Clone + Debug + Ord + Hash> Endpoint<P> {
 
     fn push_control(&mut self, peer: P, datagram: Datagram<'_>) {
         if self.control.len() >= MAX_CONTROL {
+            self.stats.answers_dropped += 1;
             return;
         }
         let mut buf = Vec::with_capacity(MIN_CONNECT_LEN);

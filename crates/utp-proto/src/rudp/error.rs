@@ -171,8 +171,11 @@ pub enum CloseError {
         max: usize,
     },
     /// [`CloseCode::Application`] with a code that has its own variant (below 4, or 5):
-    /// use that variant.
-    #[error("close code {0} has its own CloseCode variant: use it")]
+    /// use that variant; or [`CloseCode::UnknownConnection`] (5), which only the endpoint
+    /// sends, to a packet of a connection it does not have.
+    #[error(
+        "close code {0} is reserved: use CloseCode::Normal, a protocol code 1 to 3, or an application code of 4 or above 6"
+    )]
     ReservedCode(u16),
     /// The connection is already closed (or the handle is stale).
     #[error("the connection is closed")]

@@ -28,6 +28,10 @@ pub(crate) struct Reassembly {
     unread_cost: usize,
     limit: usize,
     max_message: u32,
+    /// The last new message refused for want of memory (its number and cost): the window
+    /// stays shut until that much memory is free, so the sender waits instead of sending
+    /// fragments that would be dropped too (and read their loss as congestion).
+    wanted: Option<(u64, usize)>,
 }
 
 #[derive(Debug)]
@@ -67,6 +71,7 @@ impl Reassembly {
             unread_cost: 0,
             limit,
             max_message,
+            wanted: None,
         }
     }
 
@@ -79,7 +84,13 @@ impl Reassembly {
     /// at least what the next message in order still misses: it was admitted (beyond the
     /// limit, if it is larger), so its missing bytes need no new memory.
     pub(crate) fn window(&self) -> usize {
-        let free = self.limit.saturating_sub(self.held + self.unread_cost);
+        let mut free = self.limit.saturating_sub(self.held + self.unread_cost);
+        if let Some((number, cost)) = self.wanted {
+            let admitted_anyway = number == self.next_deliver && self.unread.is_empty();
+            if !admitted_anyway && self.memory() + cost > self.limit {
+                free = 0;
+            }
+        }
         let head = self.partial.get(&self.next_deliver).map_or(0, |p| p.data.len() - p.received);
         free.max(head)
     }
@@ -132,8 +143,10 @@ impl Reassembly {
         let cost = len + MESSAGE_OVERHEAD;
         let head_exception = number == self.next_deliver && self.unread.is_empty();
         if self.memory() + cost > self.limit && !head_exception {
+            self.wanted = Some((number, cost));
             return Fragment::NoMemory;
         }
+        self.wanted = None;
         // A whole message in one fragment, next in order: straight to the application.
         if number == self.next_deliver && fragment.len() == len {
             self.unread.push_back(fragment.to_vec());
@@ -278,6 +291,28 @@ mod tests {
         assert_eq!(r.window(), 0, "delivered and unread: no room until it is read");
         assert_eq!(r.pop().map(|m| m.len()), Some(10_000));
         assert_eq!(r.window(), limit);
+    }
+
+    #[test]
+    fn a_refused_message_shuts_the_window_until_its_memory_is_free() {
+        let limit = 8192;
+        let mut r = Reassembly::new(limit, 100_000);
+        assert_eq!(r.insert(0, 3000, 0, &[0; 3000]), Fragment::Stored { delivered: 1 });
+        assert_eq!(r.insert(1, 3000, 0, &[1; 3000]), Fragment::Stored { delivered: 1 });
+        let open = r.window();
+        assert!(open > 0 && open < 3000 + MESSAGE_OVERHEAD, "room, but not for a message: {open}");
+        assert_eq!(r.insert(2, 3000, 0, &[2; 100]), Fragment::NoMemory);
+        assert_eq!(r.window(), 0, "no use sending what would be dropped");
+        assert!(r.pop().is_some());
+        assert!(r.window() >= 3000, "the refused message fits now");
+        assert_eq!(r.insert(2, 3000, 0, &[2; 100]), Fragment::Stored { delivered: 0 });
+        // A refused message that becomes the next in order with nothing unread gets in.
+        let mut r = Reassembly::new(4096, 100_000);
+        assert_eq!(r.insert(0, 3000, 0, &[0; 3000]), Fragment::Stored { delivered: 1 });
+        assert_eq!(r.insert(1, 50_000, 0, &[1; 100]), Fragment::NoMemory);
+        assert_eq!(r.window(), 0);
+        assert!(r.pop().is_some());
+        assert!(r.window() > 0, "it would be admitted beyond the limit now");
     }
 
     #[test]

@@ -22,7 +22,8 @@ pub struct ConnectionStats {
     pub messages_received: u64,
     /// Message bytes accepted by `send`.
     pub bytes_sent: u64,
-    /// Message bytes delivered.
+    /// Message bytes the application has taken with `recv` (what `messages_received`
+    /// counts is delivered to the receive queue; these bytes, once read).
     pub bytes_received: u64,
     /// Packets sent, of every type.
     pub packets_sent: u64,
@@ -80,4 +81,7 @@ pub struct EndpointStats {
     pub unknown_answers: u64,
     /// Such answers withheld by the rate limit or because the packet was too small.
     pub unknown_answers_suppressed: u64,
+    /// Answers of the endpoint's own (challenges, refusals, code 5) dropped because 1024
+    /// were already waiting for `poll_transmit`.
+    pub answers_dropped: u64,
 }
