@@ -81,7 +81,8 @@
 //!   `direct_queue` direct datagrams wait; statistics agree with what was sent and received.
 //! - After `settle`: no connection is still connecting, no incoming is pending, every
 //!   untainted connection whose peer connection is open has all its messages acknowledged,
-//!   and closed connections whose messages were all read are forgotten after `close_linger`.
+//!   and closed connections whose messages were all read are forgotten after `close_linger`
+//!   (an accepted one no sooner than `cookie_lifetime` + 1 s after it was accepted).
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::String;
@@ -134,8 +135,9 @@ pub(crate) fn run(data: &[u8]) {
     let mut input = Input::new(data);
     let configs = configs(input.u8(), input.u8());
     let seed = input.u8();
-    let mut h = Harness::new(configs, seed);
     let trace = tracing();
+    let mut h = Harness::new(configs, seed);
+    h.trace = trace;
     for _ in 0..MAX_OPS {
         if input.is_empty() {
             break;
@@ -268,6 +270,8 @@ struct Conn {
     connected: bool,
     closed: Option<CloseReason>,
     closed_at: Instant,
+    /// When it was opened (accepted, for an accepted one).
+    opened_at: Instant,
     /// What `close` was called with, when it succeeded.
     close_sent: Option<(CloseCode, String)>,
     /// `Event::Readable` came since the receive queue was last seen empty.
@@ -337,6 +341,8 @@ struct Harness {
     /// Message bytes sent so far (bounded by [`MAX_TOTAL`]).
     total_sent: usize,
     buf: Vec<u8>,
+    /// Print every event (see [`tracing`]).
+    trace: bool,
 }
 
 impl Harness {
@@ -369,6 +375,7 @@ impl Harness {
             tainted: BTreeSet::new(),
             total_sent: 0,
             buf: Vec::new(),
+            trace: false,
         }
     }
 
@@ -688,6 +695,12 @@ impl Harness {
             assert!(self.conns[old].gone, "two live connections share receive id {recv_id:x}");
         }
         self.by_id.insert((side, recv_id), index);
+        if self.trace {
+            trace!(
+                "{:>12?}   side {side}: conn {index} {handle:?} ids {recv_id}/{remote_id}",
+                self.now
+            );
+        }
         self.conns.push(Conn {
             side,
             handle,
@@ -702,6 +715,7 @@ impl Harness {
             connected: false,
             closed: None,
             closed_at: self.now,
+            opened_at: self.now,
             close_sent: None,
             readable_signalled: false,
             direct_signalled: false,
@@ -935,6 +949,8 @@ impl Harness {
             Err(CloseError::Closed)
         } else if let CloseCode::Application(n @ (0..=3 | 5)) = code {
             Err(CloseError::ReservedCode(n))
+        } else if code == CloseCode::UnknownConnection {
+            Err(CloseError::ReservedCode(5)) // only the endpoint says it has no such connection
         } else if reason.len() > max {
             Err(CloseError::ReasonTooLong { len: reason.len(), max })
         } else {
@@ -1007,6 +1023,9 @@ impl Harness {
 
     fn events(&mut self, side: usize) {
         while let Some(event) = self.eps[side].poll_event() {
+            if self.trace {
+                trace!("{:>12?}   side {side}: {event:?}", self.now);
+            }
             let handle = match &event {
                 Event::Incoming { id, peer } => {
                     let pending = &mut self.incoming[side];
@@ -1089,6 +1108,9 @@ impl Harness {
                 } else {
                     self.listeners_of(i)
                 };
+                if peers.iter().any(|&w| self.is_tainted(&self.conns[w])) {
+                    return; // a forged packet (or its code-5 answer) may have ended the peer
+                }
                 if peers.is_empty() {
                     assert!(
                         c.connected || matches!(code, CloseCode::Normal | CloseCode::LimitExceeded),
@@ -1390,6 +1412,13 @@ impl Harness {
         if datagram.is_empty() {
             return;
         }
+        if self.trace {
+            trace!(
+                "{:>12?}   forged to side {side} from {from}: {:?}",
+                self.now,
+                Datagram::parse(&datagram)
+            );
+        }
         self.taint(&datagram);
         if x == 0 {
             if self.queues[side].len() < MAX_QUEUED {
@@ -1512,8 +1541,15 @@ impl Harness {
                     self.eps[self.conns[w].side].stats(self.conns[w].handle)
                 );
             }
+            // The linger, or three timeouts for the CLOSE's repeats; an accepted connection
+            // is also remembered until the starter's cookie has expired.
             let linger = config.close_linger().max(config.delivery_timeout() * 3);
-            if c.closed.is_some() && self.now > c.closed_at + linger + Duration::from_millis(1) {
+            let mut forget_at = c.closed_at + linger;
+            if !c.starter {
+                let cookie = config.cookie_lifetime() + Duration::from_secs(1);
+                forget_at = forget_at.max(c.opened_at + cookie);
+            }
+            if c.closed.is_some() && self.now > forget_at + Duration::from_millis(1) {
                 assert_eq!(ep.readable(c.handle), 0, "settle read everything");
                 assert_eq!(ep.state(c.handle), None, "conn {i} closed and read, never forgotten");
             }
