@@ -637,6 +637,8 @@ fn silent_listener(config: Config) -> (Vec<Instant>, Instant, CloseReason, Net) 
 fn a_silent_listener_fails_the_handshake_at_handshake_timeout() {
     let (sent, at, reason, mut net) = silent_listener(Config::default());
     assert_eq!(reason, CloseReason::HandshakeTimeout);
+    assert_eq!(reason.code(), None, "no CLOSE went over the wire");
+    assert!(!reason.is_normal());
     assert_eq!(at, Instant::from_millis(10_000), "exactly handshake_timeout after connect");
     // initial_rto (1 s), doubling: 0, 1, 3, 7 s; nothing at the timeout itself (the
     // listener's id is unknown, so there is nobody to send a CLOSE to).

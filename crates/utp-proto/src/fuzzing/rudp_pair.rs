@@ -1133,7 +1133,7 @@ impl Harness {
                     // A CLOSE repeated in answer to a small packet has no reason.
                     let same_text = text.is_empty()
                         || w.close_sent.as_ref().is_none_or(|(_, sent)| sent == text);
-                    sends && *code == theirs.code() && same_text
+                    sends && Some(*code) == theirs.code() && same_text
                 };
                 assert!(
                     peers.iter().any(|&w| sent_it(&self.conns[w])),

@@ -446,11 +446,11 @@ impl<P> Connection<P> {
 
     /// Closes because the peer broke a rule (code 2) or a limit (code 3).
     fn fail(&mut self, now: Instant, reason: CloseReason) {
-        let text = match &reason {
-            CloseReason::ProtocolViolation(what) | CloseReason::LimitExceeded(what) => *what,
-            _ => "",
+        let (code, text) = match &reason {
+            CloseReason::ProtocolViolation(what) => (CloseCode::ProtocolViolation, *what),
+            CloseReason::LimitExceeded(what) => (CloseCode::LimitExceeded, *what),
+            _ => (CloseCode::ProtocolViolation, ""),
         };
-        let code = reason.code();
         self.end(now, reason, Some((code, String::from(text))));
     }
 

@@ -58,14 +58,15 @@ impl CloseReason {
         )
     }
 
-    /// The code that went (or came) over the wire.
-    pub fn code(&self) -> CloseCode {
+    /// The code that went (or came) over the wire; `None` for a handshake timeout, which
+    /// sends no CLOSE (the peer never answered).
+    pub fn code(&self) -> Option<CloseCode> {
         match self {
-            Self::Local { code } | Self::Peer { code, .. } => *code,
-            Self::PingTimeout { .. } => CloseCode::PingTimeout,
-            Self::HandshakeTimeout => CloseCode::Normal,
-            Self::ProtocolViolation(_) => CloseCode::ProtocolViolation,
-            Self::LimitExceeded(_) => CloseCode::LimitExceeded,
+            Self::Local { code } | Self::Peer { code, .. } => Some(*code),
+            Self::PingTimeout { .. } => Some(CloseCode::PingTimeout),
+            Self::HandshakeTimeout => None,
+            Self::ProtocolViolation(_) => Some(CloseCode::ProtocolViolation),
+            Self::LimitExceeded(_) => Some(CloseCode::LimitExceeded),
         }
     }
 }
