@@ -10,6 +10,8 @@
 //! - [`Pair`]: two [`Machine`](crate::Machine)s joined by two links (`a → b` and `b → a`)
 //!   and stepped together: transmits go into the links, the clock jumps to the next
 //!   arrival or timeout, datagrams and timeouts are delivered, and so on.
+//! - [`Checksummed`]: a machine behind a UDP-like checksum, so that a link's bit
+//!   corruption is dropped on receipt as a real network's UDP checksum would drop it.
 //!
 //! # Idle, and which drive to use
 //!
@@ -77,10 +79,12 @@
 //! assert_eq!(pair.now(), Instant::from_millis(20)); // two trips of the default 10 ms
 //! ```
 
+mod checksum;
 mod config;
 mod link;
 mod pair;
 
+pub use checksum::{CHECKSUM_LEN, Checksummed};
 pub use config::{GilbertElliott, LinkConfig, LinkConfigError};
 pub use link::{Link, LinkStats};
 pub use pair::{

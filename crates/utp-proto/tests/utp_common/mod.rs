@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use utp_proto::sim::{LinkConfig, Pair};
+use utp_proto::sim::{Checksummed, LinkConfig, Pair};
 use utp_proto::utp::{Config, ConnectionError, ConnectionHandle, ConnectionStats, Endpoint, Event};
 use utp_proto::{Instant, Machine, Rng};
 
@@ -47,65 +47,8 @@ impl Side for Ep {
 }
 
 /// An endpoint behind a UDP-like checksum: corrupted datagrams are dropped on receipt, as
-/// the UDP checksum drops them on a real network (uTP itself has no checksum).
-pub struct Udp {
-    pub inner: Ep,
-    pub dropped_corrupt: u64,
-}
-
-impl Udp {
-    pub fn new(inner: Ep) -> Self {
-        Self { inner, dropped_corrupt: 0 }
-    }
-}
-
-/// FNV-1a over the datagram: any single flipped bit changes it.
-fn checksum(data: &[u8]) -> u32 {
-    data.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
-}
-
-impl Machine for Udp {
-    type Peer = u8;
-    type Event = Event<u8>;
-
-    fn handle_datagram(&mut self, now: Instant, remote: u8, data: &[u8]) {
-        if data.len() < 4 {
-            self.dropped_corrupt += 1;
-            return;
-        }
-        let (body, sum) = data.split_at(data.len() - 4);
-        if checksum(body).to_be_bytes() != sum {
-            self.dropped_corrupt += 1;
-            return;
-        }
-        self.inner.handle_datagram(now, remote, body);
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        self.inner.handle_timeout(now);
-    }
-
-    fn poll_transmit(
-        &mut self,
-        now: Instant,
-        buf: &mut Vec<u8>,
-    ) -> Option<utp_proto::Transmit<u8>> {
-        let mut t = self.inner.poll_transmit(now, buf)?;
-        let sum = checksum(&buf[..t.size]);
-        buf.truncate(t.size);
-        buf.extend_from_slice(&sum.to_be_bytes());
-        t.size += 4;
-        Some(t)
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.inner.poll_timeout()
-    }
-
-    fn poll_event(&mut self) -> Option<Event<u8>> {
-        self.inner.poll_event()
-    }
-}
+/// the UDP checksum drops them on a real network.
+pub type Udp = Checksummed<Ep>;
 
 impl Side for Udp {
     fn ep(&mut self) -> &mut Ep {
