@@ -82,7 +82,7 @@ pub(crate) struct Core {
     /// transport; a close waits for the next one so its last packets leave before it
     /// resolves (and before a process that exits right after it ends).
     pub(crate) drains: u64,
-    drain_wakers: Vec<Waker>,
+    drain_wakers: Wakers,
     pub(crate) stats: DriverStats,
 }
 
@@ -96,7 +96,7 @@ impl Core {
             sockets: 1,
             stopped: false,
             drains: 0,
-            drain_wakers: Vec::new(),
+            drain_wakers: Wakers::default(),
             stats: DriverStats::default(),
         }
     }
@@ -121,16 +121,33 @@ impl Core {
 
     /// Wakes `cx` after the driver's next complete drain of transmits.
     pub(crate) fn register_drain(&mut self, cx: &Context<'_>) {
-        if !self.drain_wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            self.drain_wakers.push(cx.waker().clone());
-        }
+        self.drain_wakers.register(cx);
         self.wake_driver();
     }
 
     /// Marks the driver stopped and wakes whoever waits for a drain.
     pub(crate) fn stop(&mut self) {
         self.stopped = true;
-        for w in self.drain_wakers.drain(..) {
+        self.drain_wakers.wake();
+    }
+}
+
+/// Tasks waiting for one thing; several may wait at once (a handle is shared by reference
+/// between tasks).
+#[derive(Debug, Default)]
+pub(crate) struct Wakers(Vec<Waker>);
+
+impl Wakers {
+    /// Adds `cx`'s waker unless an equivalent one waits already.
+    pub(crate) fn register(&mut self, cx: &Context<'_>) {
+        if !self.0.iter().any(|w| w.will_wake(cx.waker())) {
+            self.0.push(cx.waker().clone());
+        }
+    }
+
+    /// Wakes every waiting task and forgets them.
+    pub(crate) fn wake(&mut self) {
+        for w in self.0.drain(..) {
             w.wake();
         }
     }
@@ -300,9 +317,7 @@ where
             if this.sent_all() {
                 let core = st.core();
                 core.drains += 1;
-                for w in core.drain_wakers.drain(..) {
-                    w.wake();
-                }
+                core.drain_wakers.wake();
             }
             st.dispatch_events();
             st.after_round();

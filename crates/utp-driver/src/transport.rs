@@ -4,9 +4,11 @@
 use std::fmt::Debug;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use crate::runtime::{AsyncUdpSocket, RecvMeta};
+use crate::runtime::{AsyncUdpSocket, RecvMeta, Runtime};
+use crate::socket_buffers::{self, SocketBuffers};
 
 /// What can name a peer: any address type that can be cloned, compared and sent between
 /// threads. Implemented for every such type.
@@ -117,6 +119,22 @@ impl UdpTransport {
             recv_buf: vec![0; UDP_RECV_BUFFERS * UDP_RECV_BUFFER],
             recv_meta: [RecvMeta::default(); UDP_RECV_BUFFERS],
         }
+    }
+
+    /// Readies a bound socket for a driver: non-blocking, kernel buffers raised to `recv`
+    /// and `send` bytes where given (see [`socket_buffers::raise`]), registered with
+    /// `runtime`. Returns the transport, the socket's local address and the buffer sizes
+    /// it obtained.
+    pub(crate) fn open(
+        runtime: &Arc<dyn Runtime>,
+        socket: std::net::UdpSocket,
+        recv: Option<usize>,
+        send: Option<usize>,
+    ) -> io::Result<(Self, SocketAddr, SocketBuffers)> {
+        socket.set_nonblocking(true)?;
+        let buffers = socket_buffers::raise(&socket, recv, send)?;
+        let local_addr = socket.local_addr()?;
+        Ok((Self::new(runtime.wrap_udp_socket(socket)?), local_addr, buffers))
     }
 }
 

@@ -6,7 +6,7 @@ use std::hash::Hash;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use utp_proto::rudp::{
     CloseCode, CloseReason, ConnectionHandle, ConnectionStats, RecvError, SendDirectError,
@@ -15,7 +15,7 @@ use utp_proto::rudp::{
 
 use crate::driver::{Driven, Shared};
 use crate::rudp::error::Error;
-use crate::rudp::state::State;
+use crate::rudp::state::{Inbox, State};
 use crate::transport::PeerAddr;
 
 /// One rudp connection: whole messages, delivered exactly once and in order, and
@@ -120,38 +120,7 @@ impl<A: PeerAddr + Hash> RudpConnection<A> {
     /// Once the connection failed and every message it delivered was received, the error
     /// of its [`CloseReason`].
     pub async fn recv(&self) -> io::Result<Option<Vec<u8>>> {
-        poll_fn(|cx| {
-            let mut st = self.shared.lock();
-            let now = st.now();
-            if let Some(message) =
-                st.conns.get_mut(&self.handle).and_then(|c| c.leftover.pop_front())
-            {
-                return Poll::Ready(Ok(Some(message)));
-            }
-            match st.endpoint.recv(now, self.handle) {
-                Ok(message) => {
-                    st.core.wake_driver();
-                    Poll::Ready(Ok(Some(message)))
-                }
-                Err(RecvError::Blocked) => {
-                    match st.conns.get_mut(&self.handle) {
-                        Some(c) => c.recv.register(cx),
-                        None => return Poll::Ready(Err(Error::DriverStopped.into())),
-                    }
-                    Poll::Pending
-                }
-                Err(_) => {
-                    st.dispatch_events();
-                    let conn = st.conns.get_mut(&self.handle);
-                    match conn.map(|c| (c.leftover.pop_front(), c.closed.clone())) {
-                        Some((Some(message), _)) => Poll::Ready(Ok(Some(message))),
-                        Some((None, Some(reason))) => Poll::Ready(end_of_messages(reason)),
-                        _ => Poll::Ready(Err(Error::DriverStopped.into())),
-                    }
-                }
-            }
-        })
-        .await
+        poll_fn(|cx| self.poll_take(cx, Inbox::Messages)).await
     }
 
     /// Sends an unreliable datagram (once, unacknowledged, within the congestion window),
@@ -192,35 +161,48 @@ impl<A: PeerAddr + Hash> RudpConnection<A> {
     /// Once the connection failed and every datagram was received, the error of its
     /// [`CloseReason`].
     pub async fn recv_direct(&self) -> io::Result<Option<Vec<u8>>> {
-        poll_fn(|cx| {
-            let mut st = self.shared.lock();
-            let now = st.now();
-            if let Some(payload) =
-                st.conns.get_mut(&self.handle).and_then(|c| c.leftover_direct.pop_front())
-            {
-                return Poll::Ready(Ok(Some(payload)));
+        poll_fn(|cx| self.poll_take(cx, Inbox::Direct)).await
+    }
+
+    /// The next message or direct datagram: what was left when the connection ended comes
+    /// first, then the endpoint's; `None` at the end of an orderly close.
+    fn poll_take(&self, cx: &Context<'_>, inbox: Inbox) -> Poll<io::Result<Option<Vec<u8>>>> {
+        let mut st = self.shared.lock();
+        let now = st.now();
+        if let Some(item) =
+            st.conns.get_mut(&self.handle).and_then(|c| c.inbox(inbox).0.pop_front())
+        {
+            return Poll::Ready(Ok(Some(item)));
+        }
+        let taken = match inbox {
+            Inbox::Messages => st.endpoint.recv(now, self.handle),
+            Inbox::Direct => st.endpoint.recv_direct(now, self.handle),
+        };
+        match taken {
+            Ok(item) => {
+                if inbox == Inbox::Messages {
+                    // Reading may reopen the receive window: the driver tells the peer.
+                    st.core.wake_driver();
+                }
+                Poll::Ready(Ok(Some(item)))
             }
-            match st.endpoint.recv_direct(now, self.handle) {
-                Ok(payload) => Poll::Ready(Ok(Some(payload))),
-                Err(RecvError::Blocked) => {
-                    match st.conns.get_mut(&self.handle) {
-                        Some(c) => c.direct.register(cx),
-                        None => return Poll::Ready(Err(Error::DriverStopped.into())),
-                    }
+            Err(RecvError::Blocked) => match st.conns.get_mut(&self.handle) {
+                Some(c) => {
+                    c.inbox(inbox).1.register(cx);
                     Poll::Pending
                 }
-                Err(_) => {
-                    st.dispatch_events();
-                    let conn = st.conns.get_mut(&self.handle);
-                    match conn.map(|c| (c.leftover_direct.pop_front(), c.closed.clone())) {
-                        Some((Some(payload), _)) => Poll::Ready(Ok(Some(payload))),
-                        Some((None, Some(reason))) => Poll::Ready(end_of_messages(reason)),
-                        _ => Poll::Ready(Err(Error::DriverStopped.into())),
-                    }
+                None => Poll::Ready(Err(Error::DriverStopped.into())),
+            },
+            Err(_) => {
+                st.dispatch_events();
+                let conn = st.conns.get_mut(&self.handle);
+                match conn.map(|c| (c.inbox(inbox).0.pop_front(), c.closed.clone())) {
+                    Some((Some(item), _)) => Poll::Ready(Ok(Some(item))),
+                    Some((None, Some(reason))) => Poll::Ready(end_of_messages(reason)),
+                    _ => Poll::Ready(Err(Error::DriverStopped.into())),
                 }
             }
-        })
-        .await
+        }
     }
 
     /// Resolves once every message sent so far has been acknowledged: the peer holds them

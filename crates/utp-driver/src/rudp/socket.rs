@@ -16,7 +16,7 @@ use crate::rudp::connection::RudpConnection;
 use crate::rudp::error::Error;
 use crate::rudp::state::{ConnState, State};
 use crate::runtime::Runtime;
-use crate::socket_buffers::{self, SocketBuffers};
+use crate::socket_buffers::SocketBuffers;
 use crate::transport::{PeerAddr, Transport, UdpTransport};
 
 /// One socket that many rudp connections share: it listens ([`accept`](Self::accept)) and
@@ -61,11 +61,9 @@ impl RudpSocket<SocketAddr> {
         socket: std::net::UdpSocket,
         config: RudpConfig,
     ) -> io::Result<Self> {
-        socket.set_nonblocking(true)?;
-        let buffers = socket_buffers::raise(&socket, config.recv_buffer, config.send_buffer)?;
-        let local_addr = socket.local_addr()?;
-        let socket = runtime.wrap_udp_socket(socket)?;
-        let mut this = Self::with_transport(runtime, UdpTransport::new(socket), config)?;
+        let (transport, local_addr, buffers) =
+            UdpTransport::open(&runtime, socket, config.recv_buffer, config.send_buffer)?;
+        let mut this = Self::with_transport(runtime, transport, config)?;
         this.local_addr = Some(local_addr);
         this.buffers = buffers;
         Ok(this)

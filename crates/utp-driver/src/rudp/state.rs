@@ -2,35 +2,16 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::task::{Context, Waker};
+use std::task::Context;
 
 use utp_proto::Machine;
 use utp_proto::rudp::{
     AcceptError, CloseReason, ConnectionHandle, Endpoint, Event, IncomingId, RecvError,
 };
 
-use crate::driver::{Core, Driven};
+use crate::driver::{Core, Driven, Wakers};
 use crate::runtime::Runtime;
 use crate::transport::PeerAddr;
-
-/// Tasks waiting for one thing; several may wait at once (a connection is shared by
-/// reference between tasks).
-#[derive(Debug, Default)]
-pub(crate) struct Wakers(Vec<Waker>);
-
-impl Wakers {
-    pub(crate) fn register(&mut self, cx: &Context<'_>) {
-        if !self.0.iter().any(|w| w.will_wake(cx.waker())) {
-            self.0.push(cx.waker().clone());
-        }
-    }
-
-    pub(crate) fn wake(&mut self) {
-        for w in self.0.drain(..) {
-            w.wake();
-        }
-    }
-}
 
 /// What a connection's handle waits for, and what is left of a connection that ended.
 #[derive(Debug, Default)]
@@ -49,7 +30,24 @@ pub(crate) struct ConnState {
     pub(crate) leftover_direct: VecDeque<Vec<u8>>,
 }
 
+/// Which of a connection's two receive queues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Inbox {
+    /// Whole messages.
+    Messages,
+    /// Direct datagrams.
+    Direct,
+}
+
 impl ConnState {
+    /// What was left in `inbox` when the connection ended, and the tasks waiting on it.
+    pub(crate) fn inbox(&mut self, inbox: Inbox) -> (&mut VecDeque<Vec<u8>>, &mut Wakers) {
+        match inbox {
+            Inbox::Messages => (&mut self.leftover, &mut self.recv),
+            Inbox::Direct => (&mut self.leftover_direct, &mut self.direct),
+        }
+    }
+
     fn wake_all(&mut self) {
         for w in
             [&mut self.recv, &mut self.send, &mut self.direct, &mut self.connect, &mut self.flush]

@@ -14,7 +14,7 @@ use crate::config::SocketConfig;
 use crate::driver::{Driver, DriverStats, Shared};
 use crate::error::Error;
 use crate::runtime::Runtime;
-use crate::socket_buffers::{self, SocketBuffers};
+use crate::socket_buffers::SocketBuffers;
 use crate::transport::{PeerAddr, Transport, UdpTransport};
 use crate::utp::state::{State, StreamState};
 use crate::utp::stream::UtpStream;
@@ -57,11 +57,9 @@ impl UtpSocket<SocketAddr> {
         socket: std::net::UdpSocket,
         config: SocketConfig,
     ) -> io::Result<Self> {
-        socket.set_nonblocking(true)?;
-        let buffers = socket_buffers::raise(&socket, config.recv_buffer, config.send_buffer)?;
-        let local_addr = socket.local_addr()?;
-        let socket = runtime.wrap_udp_socket(socket)?;
-        let mut this = Self::with_transport(runtime, UdpTransport::new(socket), config);
+        let (transport, local_addr, buffers) =
+            UdpTransport::open(&runtime, socket, config.recv_buffer, config.send_buffer)?;
+        let mut this = Self::with_transport(runtime, transport, config);
         this.local_addr = Some(local_addr);
         this.buffers = buffers;
         Ok(this)

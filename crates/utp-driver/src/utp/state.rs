@@ -7,7 +7,7 @@ use std::task::{Context, Waker};
 use utp_proto::Machine;
 use utp_proto::utp::{AcceptError, ConnectionError, ConnectionHandle, Endpoint, Event, IncomingId};
 
-use crate::driver::{Core, Driven};
+use crate::driver::{Core, Driven, Wakers};
 use crate::runtime::Runtime;
 use crate::transport::PeerAddr;
 
@@ -18,7 +18,7 @@ pub(crate) struct State<A: PeerAddr> {
     pub(crate) streams: HashMap<ConnectionHandle, StreamState>,
     /// Incoming connections announced and not yet taken by `accept`.
     incoming: VecDeque<IncomingId>,
-    accept_wakers: Vec<Waker>,
+    accept_wakers: Wakers,
     /// Streams waiting in `poll_close` for everything to be acknowledged.
     flush_waiters: Vec<ConnectionHandle>,
 }
@@ -55,7 +55,7 @@ impl<A: PeerAddr> State<A> {
             core: Core::new(runtime),
             streams: HashMap::new(),
             incoming: VecDeque::new(),
-            accept_wakers: Vec::new(),
+            accept_wakers: Wakers::default(),
             flush_waiters: Vec::new(),
         }
     }
@@ -92,9 +92,7 @@ impl<A: PeerAddr> State<A> {
     }
 
     pub(crate) fn register_accept(&mut self, cx: &Context<'_>) {
-        if !self.accept_wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            self.accept_wakers.push(cx.waker().clone());
-        }
+        self.accept_wakers.register(cx);
     }
 
     pub(crate) fn wait_flushed(&mut self, h: ConnectionHandle) {
@@ -118,9 +116,7 @@ impl<A: PeerAddr> State<A> {
             for id in self.incoming.drain(..) {
                 self.endpoint.refuse(now, id);
             }
-            for w in self.accept_wakers.drain(..) {
-                w.wake();
-            }
+            self.accept_wakers.wake();
         }
         self.after_command();
     }
@@ -161,9 +157,7 @@ impl<A: PeerAddr> Driven for State<A> {
                         self.incoming.pop_front();
                     }
                     self.incoming.push_back(id);
-                    for w in self.accept_wakers.drain(..) {
-                        w.wake();
-                    }
+                    self.accept_wakers.wake();
                 }
                 Event::Connected(h) => {
                     if let Some(s) = self.streams.get_mut(&h) {
@@ -215,8 +209,6 @@ impl<A: PeerAddr> Driven for State<A> {
         for s in self.streams.values_mut() {
             s.wake_all();
         }
-        for w in self.accept_wakers.drain(..) {
-            w.wake();
-        }
+        self.accept_wakers.wake();
     }
 }
