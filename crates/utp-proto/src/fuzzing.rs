@@ -9,11 +9,34 @@ use alloc::vec::Vec;
 
 use crate::wire::utp::{Extension, HEADER_LEN, Packet, emit};
 
+/// Prints to stderr with `std`; without it, only checks the format.
+macro_rules! trace {
+    ($($arg:tt)*) => {{
+        #[cfg(feature = "std")]
+        std::eprintln!($($arg)*);
+        #[cfg(not(feature = "std"))]
+        let _ = format_args!($($arg)*);
+    }};
+}
+
+mod clock;
 mod endpoint_pair;
 mod input;
 mod rudp_pair;
 mod tftp_packet;
 mod tftp_transfer;
+
+/// Whether the environment variable `var` asks a harness to trace what it does (always
+/// `false` without `std`).
+fn tracing(var: &str) -> bool {
+    #[cfg(feature = "std")]
+    return std::env::var_os(var).is_some();
+    #[cfg(not(feature = "std"))]
+    return {
+        let _ = var;
+        false
+    };
+}
 
 /// A fuzz entry point: takes the fuzzer's bytes, panics only on a bug.
 pub type Target = fn(&[u8]);

@@ -52,6 +52,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use super::clock::TwoSides;
 use super::input::Input;
 use crate::utp::{
     AcceptError, Config, ConfigError, ConnectError, ConnectionError, ConnectionHandle, Endpoint,
@@ -68,10 +69,6 @@ const STRANGER: u8 = 3;
 const MAX_OPS: usize = 4096;
 /// `poll_transmit` must return `None` within this many calls.
 const MAX_DRAIN: usize = 100_000;
-/// Consecutive wake-ups of one endpoint at an instant it already reached.
-const MAX_STUCK: u32 = 1000;
-/// Wake-ups within one time advance (at most 255 s, at most 16 connections per side).
-const MAX_WAKEUPS: usize = 100_000;
 /// Rounds of one flush.
 const MAX_FLUSH_ROUNDS: usize = 2000;
 /// Datagrams waiting in one queue; more are dropped, as a full socket buffer would.
@@ -87,7 +84,7 @@ pub(crate) fn run(data: &[u8]) {
     let config = Arc::new(config(input.u8(), input.u8()));
     let seed = u64::from(input.u8());
     let mut h = Harness::new(config, seed);
-    let trace = tracing();
+    let trace = super::tracing(TRACE_VAR);
     for _ in 0..MAX_OPS {
         if input.is_empty() {
             break;
@@ -108,19 +105,7 @@ pub(crate) fn run(data: &[u8]) {
 
 /// With `UTP_FUZZ_TRACE` set (and `std`), the harness prints every op and a summary to
 /// stderr: `UTP_FUZZ_TRACE=1 ./target/debug/utp_endpoint <input>` shows how a crash came.
-fn tracing() -> bool {
-    #[cfg(feature = "std")]
-    return std::env::var_os("UTP_FUZZ_TRACE").is_some();
-    #[cfg(not(feature = "std"))]
-    return false;
-}
-
-macro_rules! trace {
-    ($($arg:tt)*) => {{
-        #[cfg(feature = "std")]
-        std::eprintln!($($arg)*);
-    }};
-}
+const TRACE_VAR: &str = "UTP_FUZZ_TRACE";
 
 /// The settings both endpoints use, from two bytes: every bit switches one setting away
 /// from its default towards an edge case.
@@ -770,37 +755,6 @@ impl Harness {
         }
     }
 
-    /// Fires every timer due up to `target`, in order, and moves the clock there.
-    fn advance_to(&mut self, target: Instant) {
-        let mut stuck = [0u32; 2];
-        let mut wakeups = 0;
-        loop {
-            let due = (0..2)
-                .filter_map(|s| self.eps[s].poll_timeout().map(|t| (t, s)))
-                .filter(|&(t, _)| t <= target)
-                .min();
-            let Some((t, side)) = due else { break };
-            let at = t.max(self.now);
-            self.now = at;
-            self.eps[side].handle_timeout(at);
-            self.drain(side);
-            if self.eps[side].poll_timeout().is_some_and(|next| next <= at) {
-                stuck[side] += 1;
-                assert!(
-                    stuck[side] < MAX_STUCK,
-                    "busy loop: after {MAX_STUCK} calls of handle_timeout({at:?}) poll_timeout \
-                     still asks for {:?}",
-                    self.eps[side].poll_timeout()
-                );
-            } else {
-                stuck[side] = 0;
-            }
-            wakeups += 1;
-            assert!(wakeups < MAX_WAKEUPS, "timer storm: {wakeups} wake-ups in one advance");
-        }
-        self.now = self.now.max(target);
-    }
-
     /// Delivers everything queued, round after round, until both queues are empty.
     fn flush(&mut self, tick: bool, read_all: bool) {
         for _ in 0..MAX_FLUSH_ROUNDS {
@@ -861,5 +815,23 @@ fn pick_mut(pending: &mut [Pending], index: u8) -> Option<&mut Pending> {
 fn p_unanswer(pending: &mut [Pending], id: IncomingId) {
     if let Some(p) = pending.iter_mut().find(|p| p.id == id) {
         p.answered = false;
+    }
+}
+
+impl TwoSides for Harness {
+    type Side = Endpoint<u8>;
+    /// Wake-ups within one advance (at most 255 s, at most 16 connections per side).
+    const MAX_WAKEUPS: usize = 100_000;
+
+    fn side(&mut self, side: usize) -> &mut Endpoint<u8> {
+        &mut self.eps[side]
+    }
+
+    fn clock(&mut self) -> &mut Instant {
+        &mut self.now
+    }
+
+    fn drain(&mut self, side: usize) {
+        Harness::drain(self, side);
     }
 }

@@ -49,8 +49,8 @@
 //!
 //! - `poll_transmit` runs dry within [`MAX_DRAIN`] calls; every datagram sent parses and is
 //!   at most the sender's `datagram_size`.
-//! - Timers: `poll_timeout` never stays at or before an instant after [`MAX_STUCK`]
-//!   consecutive `handle_timeout` calls at it, and one advance has at most [`MAX_WAKEUPS`].
+//! - Timers: `poll_timeout` never stays at or before an instant after [`MAX_STUCK`](super::clock::MAX_STUCK)
+//!   consecutive `handle_timeout` calls at it, and one advance has at most [`MAX_WAKEUPS`](TwoSides::MAX_WAKEUPS).
 //! - Events name handles the application holds (incoming ids once each); `Connected` only
 //!   for a connection we started, once; nothing follows `Closed`; the close reason fits what
 //!   happened (`Local` exactly when we closed, with our code; a handshake timeout only while
@@ -90,6 +90,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use super::clock::TwoSides;
 use super::input::Input;
 use crate::rudp::{
     AcceptError, CloseCode, CloseError, CloseReason, Config, ConfigError, ConnectError,
@@ -108,10 +109,6 @@ const STRANGER: u8 = 3;
 const MAX_OPS: usize = 4096;
 /// `poll_transmit` must return `None` within this many calls.
 const MAX_DRAIN: usize = 100_000;
-/// Consecutive wake-ups of one endpoint at an instant it already reached.
-const MAX_STUCK: u32 = 1000;
-/// Wake-ups within one time advance.
-const MAX_WAKEUPS: usize = 200_000;
 /// Rounds of one flush.
 const MAX_FLUSH_ROUNDS: usize = 2000;
 /// Datagrams waiting in one queue; more are dropped, as a full socket buffer would.
@@ -135,7 +132,7 @@ pub(crate) fn run(data: &[u8]) {
     let mut input = Input::new(data);
     let configs = configs(input.u8(), input.u8());
     let seed = input.u8();
-    let trace = tracing();
+    let trace = super::tracing(TRACE_VAR);
     let mut h = Harness::new(configs, seed);
     h.trace = trace;
     for _ in 0..MAX_OPS {
@@ -158,19 +155,7 @@ pub(crate) fn run(data: &[u8]) {
 
 /// With `RUDP_FUZZ_TRACE` set (and `std`), the harness prints every op and a summary to
 /// stderr: `RUDP_FUZZ_TRACE=1 ./target/debug/rudp_endpoint <input>` shows how a crash came.
-fn tracing() -> bool {
-    #[cfg(feature = "std")]
-    return std::env::var_os("RUDP_FUZZ_TRACE").is_some();
-    #[cfg(not(feature = "std"))]
-    return false;
-}
-
-macro_rules! trace {
-    ($($arg:tt)*) => {{
-        #[cfg(feature = "std")]
-        std::eprintln!($($arg)*);
-    }};
-}
+const TRACE_VAR: &str = "RUDP_FUZZ_TRACE";
 
 /// The settings of Alice and Bob, from two bytes: every bit switches one setting away from
 /// its default towards an edge case. Bits of `a` and the low four of `b` apply to both
@@ -1429,37 +1414,6 @@ impl Harness {
         }
     }
 
-    /// Fires every timer due up to `target`, in order, and moves the clock there.
-    fn advance_to(&mut self, target: Instant) {
-        let mut stuck = [0u32; 2];
-        let mut wakeups = 0;
-        loop {
-            let due = (0..2)
-                .filter_map(|s| self.eps[s].poll_timeout().map(|t| (t, s)))
-                .filter(|&(t, _)| t <= target)
-                .min();
-            let Some((t, side)) = due else { break };
-            let at = t.max(self.now);
-            self.now = at;
-            self.eps[side].handle_timeout(at);
-            self.drain(side);
-            if self.eps[side].poll_timeout().is_some_and(|next| next <= at) {
-                stuck[side] += 1;
-                assert!(
-                    stuck[side] < MAX_STUCK,
-                    "busy loop: after {MAX_STUCK} calls of handle_timeout({at:?}) poll_timeout \
-                     still asks for {:?}",
-                    self.eps[side].poll_timeout()
-                );
-            } else {
-                stuck[side] = 0;
-            }
-            wakeups += 1;
-            assert!(wakeups < MAX_WAKEUPS, "timer storm: {wakeups} wake-ups in one advance");
-        }
-        self.now = self.now.max(target);
-    }
-
     /// Delivers everything queued, round after round, until both queues are empty.
     fn flush(&mut self, tick: bool, read_all: bool) {
         for _ in 0..MAX_FLUSH_ROUNDS {
@@ -1683,4 +1637,22 @@ fn pick_mut(pending: &mut [Pending], index: u8) -> Option<&mut Pending> {
     }
     let k = pending.len() - 1 - usize::from(index) % pending.len();
     pending.get_mut(k)
+}
+
+impl TwoSides for Harness {
+    type Side = Endpoint<u8>;
+    /// Wake-ups within one advance.
+    const MAX_WAKEUPS: usize = 200_000;
+
+    fn side(&mut self, side: usize) -> &mut Endpoint<u8> {
+        &mut self.eps[side]
+    }
+
+    fn clock(&mut self) -> &mut Instant {
+        &mut self.now
+    }
+
+    fn drain(&mut self, side: usize) {
+        Harness::drain(self, side);
+    }
 }

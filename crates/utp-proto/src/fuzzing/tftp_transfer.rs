@@ -126,21 +126,7 @@ const HISTORY: usize = 8;
 
 /// With `TFTP_FUZZ_TRACE` set (and `std`), the harness prints every op, datagram and event
 /// to stderr: `TFTP_FUZZ_TRACE=1 ./target/debug/tftp_transfer <input>`.
-fn tracing() -> bool {
-    #[cfg(feature = "std")]
-    return std::env::var_os("TFTP_FUZZ_TRACE").is_some();
-    #[cfg(not(feature = "std"))]
-    return false;
-}
-
-macro_rules! trace {
-    ($($arg:tt)*) => {{
-        #[cfg(feature = "std")]
-        std::eprintln!($($arg)*);
-        #[cfg(not(feature = "std"))]
-        let _ = format_args!($($arg)*);
-    }};
-}
+const TRACE_VAR: &str = "TFTP_FUZZ_TRACE";
 
 /// Runs the input; see the module documentation.
 pub(crate) fn run(data: &[u8]) {
@@ -530,7 +516,7 @@ impl Harness {
             }
         };
         let h = Self {
-            trace: tracing(),
+            trace: super::tracing(TRACE_VAR),
             now,
             rollover: config.rollover(),
             config,
