@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use utp_benches::{measuring, ship};
 use utp_proto::rudp::{Config, ConnectionHandle, Endpoint, Event, SendError};
 use utp_proto::{Instant, Machine};
 
@@ -80,10 +81,7 @@ fn transfer(
         let moved = datagrams;
         let start = now;
         now += HOP;
-        while let Some(t) = alice.poll_transmit(start, &mut buf) {
-            datagrams += 1;
-            bob.handle_datagram(now, ALICE, &buf[..t.size]);
-        }
+        datagrams += ship(&mut alice, &ALICE, &mut bob, start, now, &mut buf);
         while let Some(event) = bob.poll_event() {
             match event {
                 Event::Incoming { id, .. } => {
@@ -105,10 +103,7 @@ fn transfer(
         }
         let answered = now;
         now += HOP;
-        while let Some(t) = bob.poll_transmit(answered, &mut buf) {
-            datagrams += 1;
-            alice.handle_datagram(now, BOB, &buf[..t.size]);
-        }
+        datagrams += ship(&mut bob, &BOB, &mut alice, answered, now, &mut buf);
         while let Some(event) = alice.poll_event() {
             match event {
                 Event::Connected(_) => connected = true,
@@ -130,11 +125,6 @@ fn transfer(
     }
     assert_eq!(bytes, size * count, "Bob received other messages than Alice sent");
     Outcome { messages: received, bytes, rounds, datagrams }
-}
-
-/// Whether criterion measures (`cargo bench`) rather than runs each benchmark once as a test.
-fn measuring() -> bool {
-    std::env::args().any(|arg| arg == "--bench")
 }
 
 fn rudp_transfer(c: &mut Criterion) {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use utp_benches::ship;
 use utp_proto::tftp::{Config, OptionRequest, Server, Transfer};
 use utp_proto::wire::tftp::Mode;
 use utp_proto::{Instant, Machine};
@@ -71,10 +72,7 @@ fn transfer(options: OptionRequest, len: usize, pattern: &[u8], check: bool) -> 
         }
         let start = now;
         now += HOP;
-        while let Some(t) = sender.poll_transmit(start, &mut buf) {
-            datagrams += 1;
-            client.handle_datagram(now, tid, &buf[..t.size]);
-        }
+        datagrams += ship(&mut sender, &tid, &mut client, start, now, &mut buf);
         loop {
             let n = client.read(&mut read_buf);
             if n == 0 {
@@ -93,10 +91,7 @@ fn transfer(options: OptionRequest, len: usize, pattern: &[u8], check: bool) -> 
             received += n;
         }
         now += HOP;
-        while let Some(t) = client.poll_transmit(now, &mut buf) {
-            datagrams += 1;
-            sender.handle_datagram(now, client_addr(), &buf[..t.size]);
-        }
+        datagrams += ship(&mut client, &client_addr(), &mut sender, now, now, &mut buf);
         for machine_timeout in [sender.poll_timeout(), client.poll_timeout()].into_iter().flatten()
         {
             if machine_timeout <= now {

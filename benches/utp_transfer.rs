@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use utp_benches::{measuring, ship};
 use utp_proto::utp::{Config, Endpoint, Event};
 use utp_proto::{Instant, Machine};
 
@@ -67,10 +68,7 @@ fn transfer(config: &Arc<Config>, len: usize, pattern: &[u8], check: bool) -> Ou
         }
         let start = now;
         now += HOP;
-        while let Some(t) = alice.poll_transmit(start, &mut buf) {
-            datagrams += 1;
-            bob.handle_datagram(now, ALICE, &buf[..t.size]);
-        }
+        datagrams += ship(&mut alice, &ALICE, &mut bob, start, now, &mut buf);
         while let Some(event) = bob.poll_event() {
             match event {
                 Event::Incoming { id, .. } => {
@@ -93,10 +91,7 @@ fn transfer(config: &Arc<Config>, len: usize, pattern: &[u8], check: bool) -> Ou
         }
         let sent = now;
         now += HOP;
-        while let Some(t) = bob.poll_transmit(sent, &mut buf) {
-            datagrams += 1;
-            alice.handle_datagram(now, BOB, &buf[..t.size]);
-        }
+        datagrams += ship(&mut bob, &BOB, &mut alice, sent, now, &mut buf);
         while let Some(event) = alice.poll_event() {
             if let Event::Closed { result, .. } = event {
                 panic!("the writer closed: {result:?}");
@@ -125,11 +120,6 @@ fn matches(pattern: &[u8], offset: usize, mut data: &[u8]) -> bool {
         at = 0;
     }
     true
-}
-
-/// Whether criterion measures (`cargo bench`) rather than runs each benchmark once as a test.
-fn measuring() -> bool {
-    std::env::args().any(|arg| arg == "--bench")
 }
 
 fn utp_transfer(c: &mut Criterion) {
