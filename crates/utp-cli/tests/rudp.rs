@@ -16,7 +16,7 @@ use utp_tokio::rudp::{CloseCode, RudpConfig};
 
 mod common;
 
-use common::{TempDir, pseudo_random, text, utp};
+use common::{TempDir, listening_addr, pseudo_random, text, utp};
 
 fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
@@ -62,14 +62,7 @@ impl Listener {
             .spawn()
             .unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut first = String::new();
-        stderr.read_line(&mut first).unwrap();
-        let addr = first
-            .trim_end()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
-            .parse()
-            .unwrap();
+        let addr = listening_addr(&mut stderr);
         let mut out = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         let stdout = std::thread::spawn(move || {

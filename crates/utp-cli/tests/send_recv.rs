@@ -1,7 +1,7 @@
 //! `utp send` and `utp recv` end to end: the real binary, two processes, loopback only.
 
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 mod common;
 
-use common::{TempDir, pseudo_random, text, utp};
+use common::{TempDir, listening_addr, pseudo_random, text, utp};
 
 /// Writes `len` pseudo-random bytes to `path`, a MiB at a time.
 fn write_pseudo_random(path: &Path, len: usize) {
@@ -80,14 +80,7 @@ impl Receiver {
             .spawn()
             .unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut first = String::new();
-        stderr.read_line(&mut first).unwrap();
-        let addr = first
-            .trim_end()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
-            .parse()
-            .unwrap();
+        let addr = listening_addr(&mut stderr);
         Self { child, addr, stderr: std::thread::spawn(move || drain(stderr)) }
     }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{TempDir, pseudo_random, text, utp};
+use common::{TempDir, listening_addr, pseudo_random, text, utp};
 
 /// A test's directories: `root/` (served) and `local/` (the clients' files).
 fn dirs(tag: &str) -> TempDir {
@@ -65,14 +65,7 @@ impl Server {
             .spawn()
             .unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut first = String::new();
-        stderr.read_line(&mut first).unwrap();
-        let addr = first
-            .trim_end()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
-            .parse()
-            .unwrap();
+        let addr = listening_addr(&mut stderr);
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in stderr.lines() {

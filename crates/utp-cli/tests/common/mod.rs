@@ -1,5 +1,7 @@
 //! What the end-to-end tests of the `utp` binary share.
 
+use std::io::BufRead;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -44,4 +46,17 @@ pub(crate) fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
 /// Bytes a process printed, as text.
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Reads the first line a listening `utp` command prints on standard error,
+/// `listening on ADDR`, and returns ADDR.
+pub(crate) fn listening_addr(stderr: &mut impl BufRead) -> SocketAddr {
+    let mut first = String::new();
+    stderr.read_line(&mut first).expect("the command's standard error is readable");
+    first
+        .trim_end()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("not an address in {first:?}: {e}"))
 }
