@@ -22,7 +22,7 @@ use tokio::time::sleep_until;
 use utp_proto::sim::{GilbertElliott, Link, LinkConfig, LinkConfigError, LinkStats};
 use utp_proto::{Instant, Rng};
 
-use crate::Failure;
+use crate::{Failure, transfer};
 
 /// Most clients relayed at once; a new client beyond this evicts the one idle longest.
 const MAX_CLIENTS: usize = 1024;
@@ -595,12 +595,7 @@ impl Report {
     /// Prints the report: as JSON on stdout, or as text on stderr.
     fn print(&self, json: bool) -> Result<(), Failure> {
         if json {
-            let text = serde_json::to_string(self)
-                .map_err(|e| Failure::Runtime(format!("cannot encode the counters: {e}")))?;
-            let mut stdout = io::stdout().lock();
-            writeln!(stdout, "{text}")
-                .and_then(|()| stdout.flush())
-                .map_err(|e| Failure::Runtime(format!("cannot print the counters: {e}")))
+            transfer::print_json(self, "counters", false)
         } else {
             let mut stderr = io::stderr().lock();
             let _ = writeln!(

@@ -69,18 +69,10 @@ impl Input {
         let Some(path) = path.filter(|p| p.as_os_str() != "-") else {
             return Ok(Self::Stdin);
         };
-        let fail = |e: io::Error| {
-            Failure::Runtime(format!("cannot read {}: {e}; check the path", path.display()))
-        };
-        let file = File::open(path).map_err(fail)?;
-        let meta = file.metadata().map_err(fail)?;
-        if meta.is_dir() {
-            return Err(Failure::Runtime(format!(
-                "{} is a directory; send one file at a time (or pipe an archive: \
-                 tar c DIR | utp send ADDR)",
-                path.display()
-            )));
-        }
+        let (file, meta) = transfer::open_input(
+            path,
+            "send one file at a time (or pipe an archive: tar c DIR | utp send ADDR)",
+        )?;
         // A FIFO or device has no meaningful length: show a spinner.
         let len = if meta.is_file() { meta.len() } else { 0 };
         Ok(Self::File { file, path: path.clone(), len })
@@ -124,8 +116,7 @@ pub(crate) fn run(args: &Args) -> Result<(), Failure> {
 
 async fn send(args: &Args, input: Input) -> Result<Summary, Failure> {
     let peer = resolve(&args.addr).await?;
-    let local: SocketAddr =
-        if peer.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let local: SocketAddr = transfer::any_local(peer);
     let socket = utp_tokio::bind_with(local, transfer::socket_config())
         .map_err(|e| Failure::Runtime(format!("cannot open a UDP socket: {e}")))?;
     let mut signals = Signals::new()?;

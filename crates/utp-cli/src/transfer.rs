@@ -8,8 +8,10 @@
 //! channel of [`QUEUE`] chunks.
 
 use std::fmt::Write as _;
+use std::fs::{File, Metadata};
 use std::io::{self, IsTerminal as _, Write as _};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -168,12 +170,7 @@ impl Summary {
     /// (`verb` and `preposition` say which side this is).
     pub(crate) fn print(&self, verb: &str, preposition: &str, json: bool) -> Result<(), Failure> {
         if json {
-            let line = serde_json::to_string(self)
-                .map_err(|e| Failure::Runtime(format!("cannot encode the summary: {e}")))?;
-            let mut stdout = io::stdout().lock();
-            writeln!(stdout, "{line}")
-                .and_then(|()| stdout.flush())
-                .map_err(|e| Failure::Runtime(format!("cannot print the summary: {e}")))
+            print_json(self, "summary", false)
         } else {
             let mut line = format!(
                 "{verb} {} bytes in {:.2} s ({:.1} MB/s) {preposition} {}",
@@ -240,6 +237,45 @@ impl Signals {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// The unspecified local address of `peer`'s family, with port 0: where a client binds.
+pub(crate) fn any_local(peer: SocketAddr) -> SocketAddr {
+    if peer.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() }
+}
+
+/// Opens `path` for reading, refusing a directory with `{path} is a directory; {hint}`.
+/// Returns the file and its metadata.
+pub(crate) fn open_input(path: &Path, hint: &str) -> Result<(File, Metadata), Failure> {
+    let fail = |e: io::Error| {
+        Failure::Runtime(format!("cannot read {}: {e}; check the path", path.display()))
+    };
+    let file = File::open(path).map_err(fail)?;
+    let meta = file.metadata().map_err(fail)?;
+    if meta.is_dir() {
+        return Err(Failure::Runtime(format!("{} is a directory; {hint}", path.display())));
+    }
+    Ok((file, meta))
+}
+
+/// Prints `value` as one JSON object on a line of its own, on standard output (standard
+/// error with `to_stderr`, when the data went to standard output), and flushes it. `what`
+/// names it in the errors ("summary", "counters").
+pub(crate) fn print_json(
+    value: &impl Serialize,
+    what: &str,
+    to_stderr: bool,
+) -> Result<(), Failure> {
+    let line = serde_json::to_string(value)
+        .map_err(|e| Failure::Runtime(format!("cannot encode the {what}: {e}")))?;
+    let printed = if to_stderr {
+        let mut stderr = io::stderr().lock();
+        writeln!(stderr, "{line}").and_then(|()| stderr.flush())
+    } else {
+        let mut stdout = io::stdout().lock();
+        writeln!(stdout, "{line}").and_then(|()| stdout.flush())
+    };
+    printed.map_err(|e| Failure::Runtime(format!("cannot print the {what}: {e}")))
 }
 
 /// Prints `line` on standard error and flushes it (tests and scripts read it as it comes).

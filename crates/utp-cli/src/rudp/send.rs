@@ -13,7 +13,7 @@
 
 use std::cell::Cell;
 use std::fs::File;
-use std::io::{self, BufRead, Read, Write as _};
+use std::io::{self, BufRead, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -122,18 +122,8 @@ fn inputs(paths: &[PathBuf]) -> Result<Vec<Input>, Failure> {
             checked.push(Checked::Stdin);
             continue;
         }
-        let fail = |e: io::Error| {
-            Failure::Runtime(format!("cannot read {}: {e}; check the path", path.display()))
-        };
-        let file = File::open(path).map_err(fail)?;
-        let meta = file.metadata().map_err(fail)?;
-        if meta.is_dir() {
-            return Err(Failure::Runtime(format!(
-                "{} is a directory; pass the files in it instead (for example {}/*)",
-                path.display(),
-                path.display()
-            )));
-        }
+        let hint = format!("pass the files in it instead (for example {}/*)", path.display());
+        let (file, meta) = transfer::open_input(path, &hint)?;
         checked.push(if meta.is_file() {
             too_large(&path.display().to_string(), meta.len())?;
             Checked::Ready(Input::File { path: path.clone(), len: meta.len() })
@@ -221,8 +211,7 @@ impl Sent {
 async fn send(args: &Args, source: Source) -> Result<Summary, Failure> {
     let config = config(args, &source);
     let peer = resolve(&args.addr).await?;
-    let local: SocketAddr =
-        if peer.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let local: SocketAddr = transfer::any_local(peer);
     let socket = rudp::bind(local, RudpConfig::new(config))
         .map_err(|e| Failure::Runtime(format!("cannot open a UDP socket: {e}")))?;
     let mut signals = Signals::new()?;
@@ -471,12 +460,7 @@ impl Summary {
     /// `sent 5 messages (5243905 bytes) in 0.12 s (43.2 MB/s) to 127.0.0.1:9100`.
     fn print(&self, json: bool) -> Result<(), Failure> {
         if json {
-            let line = serde_json::to_string(self)
-                .map_err(|e| Failure::Runtime(format!("cannot encode the summary: {e}")))?;
-            let mut stdout = io::stdout().lock();
-            writeln!(stdout, "{line}")
-                .and_then(|()| stdout.flush())
-                .map_err(|e| Failure::Runtime(format!("cannot print the summary: {e}")))
+            transfer::print_json(self, "summary", false)
         } else {
             transfer::announce(&format!(
                 "sent {} ({} bytes) in {:.2} s ({:.1} MB/s) to {}",

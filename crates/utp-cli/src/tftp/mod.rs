@@ -4,7 +4,6 @@
 //! What the client commands share lives here: the option flags, the server address, the
 //! progress bar, the summary and how failures read.
 
-use std::io::{self, Write as _};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
@@ -273,16 +272,7 @@ impl TftpSummary {
         stdout_busy: bool,
     ) -> Result<(), Failure> {
         if json {
-            let line = serde_json::to_string(self)
-                .map_err(|e| Failure::Runtime(format!("cannot encode the summary: {e}")))?;
-            let printed = if stdout_busy {
-                let mut stderr = io::stderr().lock();
-                writeln!(stderr, "{line}").and_then(|()| stderr.flush())
-            } else {
-                let mut stdout = io::stdout().lock();
-                writeln!(stdout, "{line}").and_then(|()| stdout.flush())
-            };
-            printed.map_err(|e| Failure::Runtime(format!("cannot print the summary: {e}")))
+            transfer::print_json(self, "summary", stdout_busy)
         } else {
             let b = &self.base;
             transfer::announce(&format!(

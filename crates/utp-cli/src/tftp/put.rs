@@ -109,17 +109,7 @@ fn remote_name(local: &Path) -> Result<String, Failure> {
 
 /// Opens LOCAL, refusing a directory; its length when it is a regular file.
 fn open(path: &Path) -> Result<Input, Failure> {
-    let fail = |e: io::Error| {
-        Failure::Runtime(format!("cannot read {}: {e}; check the path", path.display()))
-    };
-    let file = File::open(path).map_err(fail)?;
-    let meta = file.metadata().map_err(fail)?;
-    if meta.is_dir() {
-        return Err(Failure::Runtime(format!(
-            "{} is a directory; TFTP moves one file at a time",
-            path.display()
-        )));
-    }
+    let (file, meta) = transfer::open_input(path, "TFTP moves one file at a time")?;
     // A FIFO or a device has no meaningful length.
     let len = meta.is_file().then_some(meta.len());
     Ok(Input::File { file, len })
