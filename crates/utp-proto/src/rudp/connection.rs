@@ -446,12 +446,13 @@ impl<P> Connection<P> {
 
     /// Closes because the peer broke a rule (code 2) or a limit (code 3).
     fn fail(&mut self, now: Instant, reason: CloseReason) {
-        let (code, text) = match &reason {
-            CloseReason::ProtocolViolation(what) => (CloseCode::ProtocolViolation, *what),
-            CloseReason::LimitExceeded(what) => (CloseCode::LimitExceeded, *what),
-            _ => (CloseCode::ProtocolViolation, ""),
+        let text = match &reason {
+            CloseReason::ProtocolViolation(what) | CloseReason::LimitExceeded(what) => *what,
+            _ => "",
         };
-        self.end(now, reason, Some((code, String::from(text))));
+        // The CLOSE carries the reason's own code (none goes for a reason without one).
+        let close = reason.code().map(|code| (code, String::from(text)));
+        self.end(now, reason, close);
     }
 
     /// The endpoint saw this starter's CONNECT again (its CONNECT-ACK was lost).
