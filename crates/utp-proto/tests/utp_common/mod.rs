@@ -9,9 +9,7 @@ use utp_proto::sim::{Checksummed, LinkConfig, Pair};
 use utp_proto::utp::{Config, ConnectionError, ConnectionHandle, ConnectionStats, Endpoint, Event};
 use utp_proto::{Instant, Machine, Rng};
 
-/// Peers are named by a byte: Alice is 1, Bob is 2.
-pub const ALICE: u8 = 1;
-pub const BOB: u8 = 2;
+pub use wire::{ALICE, BOB};
 
 pub type Ep = Endpoint<u8>;
 
@@ -196,47 +194,53 @@ pub fn transfer<A: Side, B: Side>(pair: &mut Pair<A, B>, data: Vec<u8>, max_step
 
 use utp_proto::wire::utp::{Header, Packet, PacketType};
 
-/// What the wire does with one datagram.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum Fate {
-    /// Arrives after the wire's latency.
-    Deliver,
-    /// Never arrives.
-    Drop,
-    /// Arrives this much later than the latency would have it.
-    Delay(Duration),
-    /// Arrives on time, and a copy arrives this much later again.
-    Duplicate(Duration),
-}
+#[path = "../wire_common/mod.rs"]
+mod wire;
 
-/// One datagram put on the wire (or injected by the test), with what became of it.
+#[allow(unused_imports)] // for the tests that script a wire
+pub use wire::Fate;
+
+/// uTP on the hand-driven wire: the log keeps each packet's header and payload.
+#[derive(Clone, Copy, Debug)]
+pub enum Utp {}
+
+/// What the log keeps of a uTP packet.
 #[derive(Clone, Debug)]
-pub struct Sent {
-    /// Position in the wire's global order of sends and deliveries.
-    pub order: u64,
-    /// When it was sent.
-    pub at: Instant,
-    pub from: u8,
-    pub to: u8,
+pub struct UtpInfo {
     pub header: Header,
     pub payload: Vec<u8>,
-    pub bytes: Vec<u8>,
-    /// How many packets of this type the same sender sent before this one.
-    pub nth: usize,
-    pub fate: Fate,
-    /// Put on the wire by the test rather than by an endpoint.
-    pub injected: bool,
-    /// The global order of each delivery (empty if it was dropped or is in flight).
-    pub deliveries: Vec<u64>,
 }
+
+impl wire::Protocol for Utp {
+    type Ep = Ep;
+    type Info = UtpInfo;
+    type Kind = PacketType;
+
+    fn parses(bytes: &[u8]) -> bool {
+        Packet::parse(bytes).is_ok()
+    }
+
+    fn info(bytes: &[u8]) -> Option<UtpInfo> {
+        let packet = Packet::parse(bytes).ok()?;
+        Some(UtpInfo { header: *packet.header(), payload: packet.payload().to_vec() })
+    }
+
+    fn kind(_: &[u8], info: &UtpInfo) -> Option<PacketType> {
+        Some(info.header.packet_type)
+    }
+}
+
+/// One datagram put on the wire (or injected by the test), with what became of it; only
+/// packets that parse are recorded.
+pub type Sent = wire::Sent<Utp>;
+
+/// Alice and Bob joined by a wire with a fixed latency on which the test decides the fate
+/// of each datagram (see `wire_common`).
+pub type Net = wire::Wire<Utp>;
 
 impl Sent {
     pub fn kind(&self) -> PacketType {
         self.header.packet_type
-    }
-
-    pub fn is(&self, from: u8, kind: PacketType) -> bool {
-        self.from == from && self.header.packet_type == kind
     }
 }
 
@@ -261,229 +265,13 @@ impl std::fmt::Display for Sent {
     }
 }
 
-type Filter = Box<dyn FnMut(&Sent) -> Fate>;
-
-/// Alice (`a`, peer [`ALICE`]) and Bob (`b`, peer [`BOB`]) joined by a wire with a fixed
-/// latency on which the test decides the fate of each datagram. Everything that crosses is
-/// recorded in [`log`](Self::log). Time moves only to the next arrival or timer.
-pub struct Net {
-    pub a: Ep,
-    pub b: Ep,
-    pub now: Instant,
-    pub latency: Duration,
-    pub log: Vec<Sent>,
-    filter: Filter,
-    /// (arrival, order of scheduling, index in the log)
-    flight: Vec<(Instant, u64, usize)>,
-    order: u64,
-    buf: Vec<u8>,
-}
-
 impl Net {
     /// Two endpoints 10 ms apart, every datagram delivered.
     pub fn new(a: Config, b: Config, seed: u64) -> Self {
-        Self {
-            a: Endpoint::new(Arc::new(a), seed ^ 0xa11ce),
-            b: Endpoint::new(Arc::new(b), seed ^ 0xb0b),
-            now: Instant::ZERO,
-            latency: Duration::from_millis(10),
-            log: Vec::new(),
-            filter: Box::new(|_| Fate::Deliver),
-            flight: Vec::new(),
-            order: 0,
-            buf: Vec::new(),
-        }
-    }
-
-    /// Decides the fate of every datagram sent from now on.
-    pub fn set_filter(&mut self, filter: impl FnMut(&Sent) -> Fate + 'static) {
-        self.filter = Box::new(filter);
-    }
-
-    pub fn endpoint(&mut self, peer: u8) -> Option<&mut Ep> {
-        match peer {
-            ALICE => Some(&mut self.a),
-            BOB => Some(&mut self.b),
-            _ => None,
-        }
-    }
-
-    fn next_order(&mut self) -> u64 {
-        self.order += 1;
-        self.order
-    }
-
-    fn record(&mut self, from: u8, to: u8, bytes: Vec<u8>, injected: bool) -> Option<usize> {
-        let packet = Packet::parse(&bytes).ok()?;
-        let header = *packet.header();
-        let payload = packet.payload().to_vec();
-        let nth = self.log.iter().filter(|s| s.is(from, header.packet_type)).count();
-        let order = self.next_order();
-        let mut sent = Sent {
-            order,
-            at: self.now,
-            from,
-            to,
-            header,
-            payload,
-            bytes,
-            nth,
-            fate: Fate::Deliver,
-            injected,
-            deliveries: Vec::new(),
-        };
-        if !injected {
-            sent.fate = (self.filter)(&sent);
-        }
-        self.log.push(sent);
-        Some(self.log.len() - 1)
-    }
-
-    fn schedule(&mut self, index: usize) {
-        let arrive = self.now + self.latency;
-        let o = self.next_order();
-        match self.log[index].fate {
-            Fate::Deliver => self.flight.push((arrive, o, index)),
-            Fate::Drop => {}
-            Fate::Delay(d) => self.flight.push((arrive + d, o, index)),
-            Fate::Duplicate(d) => {
-                self.flight.push((arrive, o, index));
-                let o2 = self.next_order();
-                self.flight.push((arrive + d, o2, index));
-            }
-        }
-    }
-
-    /// Drains both endpoints' transmits onto the wire.
-    pub fn flush(&mut self) {
-        loop {
-            let mut any = false;
-            for from in [ALICE, BOB] {
-                let now = self.now;
-                let mut buf = std::mem::take(&mut self.buf);
-                while let Some(t) =
-                    self.endpoint(from).expect("endpoint").poll_transmit(now, &mut buf)
-                {
-                    any = true;
-                    for d in t.datagrams(&buf) {
-                        let i = self
-                            .record(from, t.destination, d.to_vec(), false)
-                            .expect("an endpoint emitted a datagram that does not parse");
-                        self.schedule(i);
-                    }
-                }
-                self.buf = buf;
-            }
-            if !any {
-                break;
-            }
-        }
-    }
-
-    /// The next arrival or timer, if any.
-    pub fn next_wakeup(&self) -> Option<Instant> {
-        [self.flight.iter().map(|f| f.0).min(), self.a.poll_timeout(), self.b.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    /// Flushes, jumps to the next arrival or timer (never past `limit`), delivers what is
-    /// due, fires due timers and flushes again. False when nothing is pending before `limit`.
-    pub fn step_until(&mut self, limit: Instant) -> bool {
-        self.flush();
-        let Some(next) = self.next_wakeup() else { return false };
-        if next > limit {
-            return false;
-        }
-        self.now = self.now.max(next);
-        let now = self.now;
-        let mut due: Vec<(Instant, u64, usize)> =
-            self.flight.iter().copied().filter(|f| f.0 <= now).collect();
-        self.flight.retain(|f| f.0 > now);
-        due.sort();
-        for (_, _, index) in due {
-            let o = self.next_order();
-            self.log[index].deliveries.push(o);
-            let (from, to) = (self.log[index].from, self.log[index].to);
-            let bytes = self.log[index].bytes.clone();
-            if let Some(ep) = self.endpoint(to) {
-                ep.handle_datagram(now, from, &bytes);
-            }
-        }
-        if self.a.poll_timeout().is_some_and(|t| t <= now) {
-            self.a.handle_timeout(now);
-        }
-        if self.b.poll_timeout().is_some_and(|t| t <= now) {
-            self.b.handle_timeout(now);
-        }
-        self.flush();
-        true
-    }
-
-    pub fn step(&mut self) -> bool {
-        self.step_until(Instant::MAX)
-    }
-
-    /// Steps until `done` holds (checked before each step); panics after `max_steps` or if
-    /// nothing is left to happen.
-    #[track_caller]
-    pub fn run_until(&mut self, max_steps: usize, mut done: impl FnMut(&mut Self) -> bool) {
-        for _ in 0..max_steps {
-            if done(self) {
-                return;
-            }
-            if !self.step() {
-                if done(self) {
-                    return;
-                }
-                panic!("nothing left to happen at {:?}\n{}", self.now, self.trace());
-            }
-        }
-        if !done(self) {
-            panic!("not done after {max_steps} steps at {:?}\n{}", self.now, self.trace());
-        }
-    }
-
-    /// Runs everything that happens in the next `duration`; `now` ends exactly that later.
-    pub fn run_for(&mut self, duration: Duration) {
-        let deadline = self.now + duration;
-        let mut steps = 0;
-        while self.step_until(deadline) {
-            steps += 1;
-            assert!(steps < 1_000_000, "run_for did not settle");
-        }
-        self.now = self.now.max(deadline);
-    }
-
-    /// Hands `bytes` to `to` at once, as if `from` had sent it (recorded when it parses).
-    pub fn inject(&mut self, from: u8, to: u8, bytes: &[u8]) {
-        self.flush();
-        let index = self.record(from, to, bytes.to_vec(), true);
-        let o = self.next_order();
-        if let Some(i) = index {
-            self.log[i].deliveries.push(o);
-        }
-        let now = self.now;
-        if let Some(ep) = self.endpoint(to) {
-            ep.handle_datagram(now, from, bytes);
-        }
-        self.flush();
-    }
-
-    /// Every datagram recorded so far, one a line.
-    pub fn trace(&self) -> String {
-        self.log.iter().map(|s| format!("{s}\n")).collect()
-    }
-
-    /// The datagrams `from` sent (not injected ones).
-    pub fn sent_by(&self, from: u8) -> Vec<&Sent> {
-        self.log.iter().filter(|s| s.from == from && !s.injected).collect()
-    }
-
-    /// The datagrams of `kind` that `from` sent (not injected ones).
-    pub fn sent_of(&self, from: u8, kind: PacketType) -> Vec<&Sent> {
-        self.log.iter().filter(|s| s.is(from, kind) && !s.injected).collect()
+        Self::with_endpoints(
+            Endpoint::new(Arc::new(a), seed ^ 0xa11ce),
+            Endpoint::new(Arc::new(b), seed ^ 0xb0b),
+        )
     }
 }
 
