@@ -12,9 +12,7 @@ use utp_proto::rudp::{
 use utp_proto::sim::{Checksummed, LinkConfig, Pair};
 use utp_proto::{Instant, Machine, Rng};
 
-/// Peers are named by a byte: Alice is 1, Bob is 2.
-pub const ALICE: u8 = 1;
-pub const BOB: u8 = 2;
+pub use wire::{ALICE, BOB};
 
 pub type Ep = Endpoint<u8>;
 
@@ -272,40 +270,43 @@ use std::fmt;
 
 use utp_proto::wire::rudp::{ConnectAck, Datagram, Packet, PacketType};
 
-/// What the wire does with one datagram.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum Fate {
-    /// Arrives after the wire's latency.
-    Deliver,
-    /// Never arrives.
-    Drop,
-    /// Arrives this much later than the latency would have it.
-    Delay(Duration),
-    /// Arrives on time, and a copy arrives this much later again.
-    Duplicate(Duration),
+#[path = "../wire_common/mod.rs"]
+mod wire;
+
+#[allow(unused_imports)] // for the tests that script a wire
+pub use wire::Fate;
+
+/// rudp on the hand-driven wire: the log keeps each datagram's bytes and type (parsed
+/// again by the accessors below).
+#[derive(Clone, Copy, Debug)]
+pub enum Rudp {}
+
+impl wire::Protocol for Rudp {
+    type Ep = Ep;
+    type Info = ();
+    type Kind = PacketType;
+
+    fn parses(bytes: &[u8]) -> bool {
+        Datagram::parse(bytes).is_ok()
+    }
+
+    /// Every datagram is recorded, also one that does not parse (its kind is `None`).
+    fn info(_: &[u8]) -> Option<()> {
+        Some(())
+    }
+
+    fn kind(bytes: &[u8], (): &()) -> Option<PacketType> {
+        Datagram::parse(bytes).ok().map(|d| d.packet.packet_type())
+    }
 }
 
 /// One datagram put on the wire (or injected by the test), with what became of it.
-#[derive(Clone, Debug)]
-pub struct Sent {
-    /// Position in the wire's order of sends.
-    pub order: u64,
-    /// When it was sent.
-    pub at: Instant,
-    pub from: u8,
-    pub to: u8,
-    pub bytes: Vec<u8>,
-    /// Its type, when it parses.
-    pub kind: Option<PacketType>,
-    /// How many packets of this type the same sender sent (or had injected) before.
-    pub nth: usize,
-    pub fate: Fate,
-    /// Put on the wire by the test rather than by an endpoint.
-    pub injected: bool,
-    /// When each copy arrived at an endpoint (empty if dropped, in flight, or addressed to
-    /// nobody).
-    pub arrivals: Vec<Instant>,
-}
+pub type Sent = wire::Sent<Rudp>;
+
+/// Alice (`a`, peer [`ALICE`]), Bob (`b`, peer [`BOB`]) and any further endpoints
+/// ([`add`](Net::add)) joined by a wire with a fixed latency on which the test decides the
+/// fate of each datagram (see `wire_common`).
+pub type Net = wire::Wire<Rudp>;
 
 impl Sent {
     /// The parsed datagram; `None` when it does not parse.
@@ -315,10 +316,6 @@ impl Sent {
 
     pub fn dst_id(&self) -> Option<u64> {
         self.datagram().map(|d| d.dst_id)
-    }
-
-    pub fn is(&self, from: u8, kind: PacketType) -> bool {
-        self.from == from && self.kind == Some(kind)
     }
 
     /// A CLOSE's code and reason.
@@ -351,10 +348,6 @@ impl Sent {
     /// Whether a CONNECT carries a cookie.
     pub fn has_cookie(&self) -> bool {
         matches!(self.datagram().map(|d| d.packet), Some(Packet::Connect { cookie: Some(_), .. }))
-    }
-
-    pub fn len(&self) -> usize {
-        self.bytes.len()
     }
 }
 
@@ -392,42 +385,13 @@ impl fmt::Display for Sent {
     }
 }
 
-type Filter = Box<dyn FnMut(&Sent) -> Fate>;
-
-/// Alice (`a`, peer [`ALICE`]), Bob (`b`, peer [`BOB`]) and any further endpoints
-/// ([`add`](Self::add)) joined by a wire with a fixed latency on which the test decides
-/// the fate of each datagram. Everything that crosses is recorded in [`log`](Self::log);
-/// datagrams to an address with no endpoint are recorded and go nowhere. Time moves only to
-/// the next arrival or timer.
-pub struct Net {
-    pub a: Ep,
-    pub b: Ep,
-    pub others: Vec<(u8, Ep)>,
-    pub now: Instant,
-    pub latency: Duration,
-    pub log: Vec<Sent>,
-    filter: Filter,
-    /// (arrival, order of scheduling, index in the log)
-    flight: Vec<(Instant, u64, usize)>,
-    order: u64,
-    buf: Vec<u8>,
-}
-
 impl Net {
     /// Alice and Bob 10 ms apart, every datagram delivered.
     pub fn new(a: Config, b: Config, seed: u64) -> Self {
-        Self {
-            a: Endpoint::new(Arc::new(a), secret(seed ^ 0xa11ce)),
-            b: Endpoint::new(Arc::new(b), secret(seed ^ 0xb0b)),
-            others: Vec::new(),
-            now: Instant::ZERO,
-            latency: Duration::from_millis(10),
-            log: Vec::new(),
-            filter: Box::new(|_| Fate::Deliver),
-            flight: Vec::new(),
-            order: 0,
-            buf: Vec::new(),
-        }
+        Self::with_endpoints(
+            Endpoint::new(Arc::new(a), secret(seed ^ 0xa11ce)),
+            Endpoint::new(Arc::new(b), secret(seed ^ 0xb0b)),
+        )
     }
 
     /// Both sides with the default settings.
@@ -439,237 +403,6 @@ impl Net {
     pub fn add(&mut self, addr: u8, config: Config, seed: u64) {
         assert!(addr != ALICE && addr != BOB && self.endpoint(addr).is_none());
         self.others.push((addr, Endpoint::new(Arc::new(config), secret(seed))));
-    }
-
-    /// Decides the fate of every datagram sent from now on (injected ones excepted).
-    pub fn set_filter(&mut self, filter: impl FnMut(&Sent) -> Fate + 'static) {
-        self.filter = Box::new(filter);
-    }
-
-    /// Every datagram delivered from now on.
-    pub fn deliver_all(&mut self) {
-        self.set_filter(|_| Fate::Deliver);
-    }
-
-    pub fn endpoint(&mut self, addr: u8) -> Option<&mut Ep> {
-        match addr {
-            ALICE => Some(&mut self.a),
-            BOB => Some(&mut self.b),
-            _ => self.others.iter_mut().find(|(a, _)| *a == addr).map(|(_, ep)| ep),
-        }
-    }
-
-    /// The endpoint at `addr`.
-    #[track_caller]
-    pub fn ep(&mut self, addr: u8) -> &mut Ep {
-        self.endpoint(addr).expect("no endpoint at that address")
-    }
-
-    fn addresses(&self) -> Vec<u8> {
-        let mut addrs = vec![ALICE, BOB];
-        addrs.extend(self.others.iter().map(|(a, _)| *a));
-        addrs
-    }
-
-    fn next_order(&mut self) -> u64 {
-        self.order += 1;
-        self.order
-    }
-
-    fn record(&mut self, from: u8, to: u8, bytes: Vec<u8>, injected: bool) -> usize {
-        let kind = Datagram::parse(&bytes).ok().map(|d| d.packet.packet_type());
-        let nth = self.log.iter().filter(|s| s.from == from && s.kind == kind).count();
-        let order = self.next_order();
-        let mut sent = Sent {
-            order,
-            at: self.now,
-            from,
-            to,
-            bytes,
-            kind,
-            nth,
-            fate: Fate::Deliver,
-            injected,
-            arrivals: Vec::new(),
-        };
-        if !injected {
-            sent.fate = (self.filter)(&sent);
-        }
-        self.log.push(sent);
-        self.log.len() - 1
-    }
-
-    fn schedule(&mut self, index: usize) {
-        let arrive = self.now + self.latency;
-        let o = self.next_order();
-        match self.log[index].fate {
-            Fate::Deliver => self.flight.push((arrive, o, index)),
-            Fate::Drop => {}
-            Fate::Delay(d) => self.flight.push((arrive + d, o, index)),
-            Fate::Duplicate(d) => {
-                self.flight.push((arrive, o, index));
-                let o2 = self.next_order();
-                self.flight.push((arrive + d, o2, index));
-            }
-        }
-    }
-
-    /// Drains every endpoint's transmits onto the wire.
-    pub fn flush(&mut self) {
-        loop {
-            let mut any = false;
-            for from in self.addresses() {
-                let now = self.now;
-                let mut buf = std::mem::take(&mut self.buf);
-                let mut out = Vec::new();
-                let ep = self.ep(from);
-                while let Some(t) = ep.poll_transmit(now, &mut buf) {
-                    any = true;
-                    for d in t.datagrams(&buf) {
-                        out.push((t.destination, d.to_vec()));
-                    }
-                    assert!(out.len() < 100_000, "endpoint {from} floods");
-                }
-                self.buf = buf;
-                for (to, bytes) in out {
-                    assert!(
-                        Datagram::parse(&bytes).is_ok(),
-                        "endpoint {from} emitted a datagram that does not parse: {bytes:?}"
-                    );
-                    let i = self.record(from, to, bytes, false);
-                    self.schedule(i);
-                }
-            }
-            if !any {
-                break;
-            }
-        }
-    }
-
-    /// The next arrival or timer, if any.
-    pub fn next_wakeup(&self) -> Option<Instant> {
-        let mut next = self.flight.iter().map(|f| f.0).min();
-        for t in [self.a.poll_timeout(), self.b.poll_timeout()]
-            .into_iter()
-            .chain(self.others.iter().map(|(_, ep)| ep.poll_timeout()))
-            .flatten()
-        {
-            next = Some(next.map_or(t, |n: Instant| n.min(t)));
-        }
-        next
-    }
-
-    /// Flushes, jumps to the next arrival or timer (never past `limit`), delivers what is
-    /// due, fires due timers and flushes again. False when nothing is pending before
-    /// `limit`.
-    pub fn step_until(&mut self, limit: Instant) -> bool {
-        self.flush();
-        let Some(next) = self.next_wakeup() else { return false };
-        if next > limit {
-            return false;
-        }
-        self.now = self.now.max(next);
-        let now = self.now;
-        let mut due: Vec<(Instant, u64, usize)> =
-            self.flight.iter().copied().filter(|f| f.0 <= now).collect();
-        self.flight.retain(|f| f.0 > now);
-        due.sort();
-        for (_, _, index) in due {
-            let (from, to) = (self.log[index].from, self.log[index].to);
-            let bytes = self.log[index].bytes.clone();
-            if let Some(ep) = self.endpoint(to) {
-                ep.handle_datagram(now, from, &bytes);
-                self.log[index].arrivals.push(now);
-            }
-        }
-        for addr in self.addresses() {
-            let ep = self.ep(addr);
-            if ep.poll_timeout().is_some_and(|t| t <= now) {
-                ep.handle_timeout(now);
-            }
-        }
-        self.flush();
-        true
-    }
-
-    pub fn step(&mut self) -> bool {
-        self.step_until(Instant::MAX)
-    }
-
-    /// Steps until `done` holds (checked before each step); panics after `max_steps` or if
-    /// nothing is left to happen.
-    #[track_caller]
-    pub fn run_until(&mut self, max_steps: usize, mut done: impl FnMut(&mut Self) -> bool) {
-        for _ in 0..max_steps {
-            if done(self) {
-                return;
-            }
-            if !self.step() {
-                if done(self) {
-                    return;
-                }
-                panic!("nothing left to happen at {:?}\n{}", self.now, self.trace());
-            }
-        }
-        if !done(self) {
-            panic!("not done after {max_steps} steps at {:?}\n{}", self.now, self.trace());
-        }
-    }
-
-    /// Runs everything that happens in the next `duration`, calling `each` after every step;
-    /// `now` ends exactly that later.
-    pub fn run_for_with(&mut self, duration: Duration, mut each: impl FnMut(&mut Self)) {
-        let deadline = self.now + duration;
-        let mut steps = 0;
-        while self.step_until(deadline) {
-            each(self);
-            steps += 1;
-            assert!(steps < 1_000_000, "run_for did not settle");
-        }
-        self.now = self.now.max(deadline);
-    }
-
-    /// Runs everything that happens in the next `duration`; `now` ends exactly that later.
-    pub fn run_for(&mut self, duration: Duration) {
-        self.run_for_with(duration, |_| {});
-    }
-
-    /// Hands `bytes` to `to` at once, as if `from` had sent it (recorded in the log), and
-    /// flushes what that makes the endpoints send.
-    pub fn inject(&mut self, from: u8, to: u8, bytes: &[u8]) {
-        self.flush();
-        let index = self.record(from, to, bytes.to_vec(), true);
-        let now = self.now;
-        if let Some(ep) = self.endpoint(to) {
-            ep.handle_datagram(now, from, bytes);
-            self.log[index].arrivals.push(now);
-        }
-        self.flush();
-    }
-
-    /// Every datagram recorded so far, one a line.
-    pub fn trace(&self) -> String {
-        self.log.iter().map(|s| format!("{s}\n")).collect()
-    }
-
-    /// The datagrams `from` sent (not injected ones).
-    pub fn sent_by(&self, from: u8) -> Vec<&Sent> {
-        self.log.iter().filter(|s| s.from == from && !s.injected).collect()
-    }
-
-    /// The datagrams of `kind` that `from` sent (not injected ones).
-    pub fn sent_of(&self, from: u8, kind: PacketType) -> Vec<&Sent> {
-        self.log.iter().filter(|s| s.is(from, kind) && !s.injected).collect()
-    }
-
-    /// The datagrams endpoints sent to `to` (not injected ones).
-    pub fn sent_to(&self, to: u8) -> Vec<&Sent> {
-        self.log.iter().filter(|s| s.to == to && !s.injected).collect()
-    }
-
-    /// Log entries from position `from` on.
-    pub fn since(&self, from: usize) -> &[Sent] {
-        &self.log[from.min(self.log.len())..]
     }
 }
 
