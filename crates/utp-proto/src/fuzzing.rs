@@ -22,6 +22,7 @@ macro_rules! trace {
 mod clock;
 mod endpoint_pair;
 mod input;
+mod queue;
 mod rudp_pair;
 mod tftp_packet;
 mod tftp_transfer;

@@ -54,6 +54,7 @@ use core::time::Duration;
 
 use super::clock::TwoSides;
 use super::input::Input;
+use super::queue;
 use crate::utp::{
     AcceptError, Config, ConfigError, ConnectError, ConnectionError, ConnectionHandle, Endpoint,
     Event, IncomingId, InitialSeq, Profile, ReadError, State, SynAckSeq, WriteError,
@@ -340,26 +341,10 @@ impl Harness {
                 self.queues[side].pop_front();
             }
             13 => {
-                if let Some(d) = self.queues[side].front().cloned() {
-                    if x == 0 {
-                        self.queues[side].insert(1, d);
-                    } else {
-                        self.queues[side].push_back(d);
-                    }
-                }
+                queue::duplicate_front(&mut self.queues[side], x);
             }
             14 => {
-                let q = &mut self.queues[side];
-                match x {
-                    0 => q.rotate_left(q.len().min(1)),
-                    1 if q.len() >= 2 => q.swap(0, 1),
-                    2 => q.make_contiguous().reverse(),
-                    3 if !q.is_empty() => {
-                        let n = usize::from(input.u8()) % q.len();
-                        q.rotate_left(n);
-                    }
-                    _ => {}
-                }
+                queue::reorder(&mut self.queues[side], x, input);
             }
             15 => {
                 let from = match x {

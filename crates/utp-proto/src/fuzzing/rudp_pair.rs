@@ -92,6 +92,7 @@ use core::time::Duration;
 
 use super::clock::TwoSides;
 use super::input::Input;
+use super::queue;
 use crate::rudp::{
     AcceptError, CloseCode, CloseError, CloseReason, Config, ConfigError, ConnectError,
     ConnectionHandle, CookieKey, Endpoint, Event, IncomingId, MESSAGE_OVERHEAD, RecvError,
@@ -496,26 +497,10 @@ impl Harness {
                 }
             }
             12 => {
-                if let Some(d) = self.queues[side].front().cloned() {
-                    if x == 0 {
-                        self.queues[side].insert(1, d);
-                    } else {
-                        self.queues[side].push_back(d);
-                    }
-                }
+                queue::duplicate_front(&mut self.queues[side], x);
             }
             13 => {
-                let q = &mut self.queues[side];
-                match x {
-                    0 => q.rotate_left(q.len().min(1)),
-                    1 if q.len() >= 2 => q.swap(0, 1),
-                    2 => q.make_contiguous().reverse(),
-                    3 if !q.is_empty() => {
-                        let n = usize::from(input.u8()) % q.len();
-                        q.rotate_left(n);
-                    }
-                    _ => {}
-                }
+                queue::reorder(&mut self.queues[side], x, input);
             }
             14 => {
                 let index = input.u8();
